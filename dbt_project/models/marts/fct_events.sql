@@ -1,0 +1,47 @@
+{#- Incremental over the landing window; a late event is inserted under its own event_date. -#}
+-- depends_on: {{ ref('stg_shop__events') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='event_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
+
+with
+
+events as (
+
+    select * from {{ ref('int_events_sessionized') }}
+    {% if is_incremental() %}
+    where event_id in (
+        select event_id from {{ ref('stg_shop__events') }} where {{ in_landing_window('landed_on') }}
+    )
+    {% endif %}
+
+)
+
+select
+    event_id,
+    event_type,
+    event_date,
+    occurred_at,
+    user_id,
+    user_id is null as is_guest,
+    session_id,
+    product_id,
+    search_query,
+    quantity,
+    price,
+    currency,
+    case event_type
+        when 'purchase' then quantity * price
+        when 'return' then -quantity * price
+    end as revenue,
+    properties ->> 'country' as country,
+    -- The producer marks charges and fees; a product without the mark is merchandise.
+    coalesce(try_cast(properties ->> 'merchandise' as boolean), true) as is_merchandise,
+    landed_on,
+    landed_on > event_date as is_late
+from events

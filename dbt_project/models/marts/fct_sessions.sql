@@ -1,0 +1,49 @@
+{#-
+    Incremental by actor: a late event can merge or split an actor's sessions, so every
+    actor with an event in the window has all their sessions recomputed. delete+insert on
+    actor_key deletes exactly those actors' old sessions before inserting the new ones.
+-#}
+-- depends_on: {{ ref('stg_shop__events') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='actor_key',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
+
+with
+
+events as (
+
+    select * from {{ ref('int_events_sessionized') }}
+    {% if is_incremental() %}
+    where actor_key in (
+        select distinct coalesce('user:' || user_id, 'guest:' || coalesce(session_id, event_id))
+        from {{ ref('stg_shop__events') }}
+        where {{ in_landing_window('landed_on') }}
+          and event_type not in ('product_upserted', 'product_delisted')
+    )
+    {% endif %}
+
+)
+
+select
+    session_key,
+    actor_key,
+    any_value(user_id) as user_id,
+    session_number,
+    min(occurred_at) as started_at,
+    max(occurred_at) as ended_at,
+    cast(min(occurred_at) as date) as session_date,
+    date_diff('second', min(occurred_at), max(occurred_at)) as duration_seconds,
+    count(*) as events,
+    count(*) filter (where event_type = 'view') as views,
+    count(*) filter (where event_type = 'add_to_cart') as add_to_carts,
+    count(*) filter (where event_type = 'purchase') as purchases,
+    count(*) filter (where event_type = 'search') as searches,
+    coalesce(sum(quantity * price) filter (where event_type = 'purchase'), 0) as revenue,
+    count(*) filter (where event_type = 'purchase') > 0 as converted
+from events
+group by session_key, actor_key, session_number

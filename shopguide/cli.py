@@ -1,0 +1,223 @@
+"""The `shopguide` command line. Each command only parses arguments and calls a function
+that does the work; errors a user can fix are printed as one message, not a traceback."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shopguide.settings import Paths
+
+app = typer.Typer(
+    help="shopguide: an open data platform for e-commerce recommendations.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+import_app = typer.Typer(help="Write landing files from a built-in producer.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+
+class UserError(Exception):
+    """Something the user can fix; printed without a traceback."""
+
+
+def friendly_errors(func):
+    """Turn known failure modes into a one-line message and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from warehouse.store import WarehouseBusy
+
+        try:
+            return func(*args, **kwargs)
+        except (UserError, ValueError, FileNotFoundError, WarehouseBusy) as error:
+            typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper
+
+
+def parse_day(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"{option} {value!r} is not a date; use YYYY-MM-DD, e.g. 2011-03-14.") from None
+
+
+def paths() -> Paths:
+    return Paths.from_env().ensure()
+
+
+def echo_json(payload) -> None:
+    typer.echo(json.dumps(payload, indent=2, sort_keys=False, default=str))
+
+
+@app.command()
+@friendly_errors
+def setup() -> None:
+    """Prepare the data directory and the dbt manifest (run once after install; idempotent)."""
+    from shopguide.dbt_manifest import ensure_manifest
+
+    home = paths()
+    home.export()
+    manifest = ensure_manifest()
+    typer.echo(f"data directory: {home.home}\ndbt manifest:   {manifest}")
+
+
+@import_app.command("online-retail")
+@friendly_errors
+def import_online_retail(
+    path: Annotated[Path | None, typer.Option(help="Online Retail Parquet file (default: the copy shipped in data/).")] = None,
+) -> None:
+    """Turn the Online Retail invoice lines into daily landing files."""
+    from shopguide.sources.online_retail import DEFAULT_PATH
+    from shopguide.sources.online_retail import import_online_retail as run_import
+
+    summary = run_import(paths().landing, path or DEFAULT_PATH)
+    typer.echo(
+        f"{summary.source_lines:,} source lines → {summary.line_events:,} line events + "
+        f"{summary.catalog_events:,} catalog events in {summary.days} landing days "
+        f"({paths().landing})"
+    )
+
+
+@app.command()
+@friendly_errors
+def generate(
+    events: Annotated[int, typer.Option(help="Events to generate (1,000 to 10,000,000).")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed writes the same files.")] = 42,
+    start_date: Annotated[str, typer.Option(help="First day events occur on (YYYY-MM-DD).")] = "2024-01-01",
+    days: Annotated[int, typer.Option(help="Number of days.")] = 30,
+    malformed_share: Annotated[float, typer.Option(help="Share of deliberately malformed lines.")] = 0.001,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or parquet.")] = "jsonl",
+) -> None:
+    """Write synthetic landing files (views, carts, searches, late and duplicate events)."""
+    from shopguide.sources.synthetic import SyntheticConfig
+    from shopguide.sources.synthetic import generate as run_generate
+
+    if not 1_000 <= events <= 10_000_000:
+        raise UserError(f"--events {events} is out of range: use 1,000 to 10,000,000.")
+    if days < 1:
+        raise UserError("--days must be at least 1.")
+    if fmt not in ("jsonl", "parquet"):
+        raise UserError(f"--format {fmt!r}: use jsonl or parquet.")
+    config = SyntheticConfig(
+        events=events, seed=seed, start_date=parse_day(start_date, "--start-date"), days=days,
+        malformed_share=malformed_share,
+    )
+    summary = run_generate(paths().landing, config, fmt=fmt)
+    typer.echo(
+        f"{summary.lines_written():,} lines ({summary.events:,} events, {summary.duplicates:,} "
+        f"duplicates, {summary.malformed:,} malformed, {summary.late:,} late) in "
+        f"{len(summary.files)} files under {paths().landing}"
+    )
+
+
+def _report_run(outcome) -> None:
+    span = f"{outcome.first_day}" if outcome.first_day == outcome.last_day else f"{outcome.first_day}..{outcome.last_day}"
+    if outcome.success:
+        typer.echo(f"run {outcome.run_id} succeeded for {span}")
+    else:
+        typer.secho(f"run {outcome.run_id} FAILED for {span}; see `shopguide ui` → Runs.", fg=typer.colors.RED, err=True)
+    for check in outcome.failed_checks:
+        typer.secho(f"  check did not pass: {check}", fg=typer.colors.YELLOW, err=True)
+    if not outcome.success:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+@friendly_errors
+def run(date_: Annotated[str, typer.Option("--date", help="Landing day to process (YYYY-MM-DD).")]) -> None:
+    """Run the nightly job for one landing day, through Dagster."""
+    from shopguide.runner import run_range
+
+    day = parse_day(date_, "--date")
+    _report_run(run_range(paths(), day, day))
+
+
+@app.command()
+@friendly_errors
+def backfill(
+    start: Annotated[str, typer.Option(help="First landing day (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option(help="Last landing day, inclusive (YYYY-MM-DD).")],
+) -> None:
+    """Re-run the nightly job over a range of landing days in one Dagster run (idempotent)."""
+    from shopguide.runner import run_range
+
+    _report_run(run_range(paths(), parse_day(start, "--start"), parse_day(end, "--end")))
+
+
+@app.command()
+@friendly_errors
+def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Every warehouse table: rows, an order-independent checksum, latest partition."""
+    from shopguide.inventory import inventory
+
+    report = inventory(paths())
+    if as_json:
+        echo_json(report)
+        return
+    typer.echo(f"warehouse: {report['warehouse']}")
+    for table in report["tables"]:
+        typer.echo(
+            f"  {table['table']:<32} {table['kind']:<5} {table['rows']:>12,}  "
+            f"{table['checksum']}  latest {table['latest_partition'] or '-'}"
+        )
+
+
+@app.command()
+@friendly_errors
+def demo() -> None:
+    """The main job: import the shipped Online Retail data and run the pipeline over all its days."""
+    from shopguide.demo import run_demo
+
+    started = time.perf_counter()
+    summary = run_demo(paths())
+    typer.echo(summary.render(time.perf_counter() - started))
+    if not summary.success:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+@friendly_errors
+def ui(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 3000,
+) -> None:
+    """Start the Dagster UI on 127.0.0.1 (`dagster dev`). Stop it with Ctrl-C."""
+    import subprocess
+
+    from shopguide.dbt_manifest import ensure_manifest
+    from shopguide.settings import REPO_ROOT
+
+    home = paths()
+    home.export()
+    ensure_manifest()
+    typer.echo(f"Dagster UI on http://127.0.0.1:{port} (data in {home.home}); Ctrl-C stops it.")
+    command = [sys.executable, "-m", "dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
+               "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(command, cwd=REPO_ROOT)
+    try:
+        process.wait()
+    except KeyboardInterrupt:
+        # `dagster dev` shuts its webserver and daemon down cleanly on SIGTERM.
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,47 @@
+"""The dbt manifest Dagster loads its dbt assets from, kept in step with the models.
+
+`@dbt_assets` reads target/manifest.json when the definitions are imported, so it must
+exist before anything loads them. It is a build artefact (not committed): `dbt parse`
+writes it in a few seconds, and it is redone whenever a model, macro or config is newer.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from shopguide.settings import REPO_ROOT, Paths
+
+DBT_DIR = REPO_ROOT / "dbt_project"
+MANIFEST = DBT_DIR / "target" / "manifest.json"
+
+
+def _newest_source_mtime() -> float:
+    files = [DBT_DIR / "dbt_project.yml", DBT_DIR / "profiles.yml"]
+    for folder in ("models", "macros", "seeds", "tests"):
+        root = DBT_DIR / folder
+        if root.is_dir():
+            files.extend(p for p in root.rglob("*") if p.is_file())
+    return max(p.stat().st_mtime for p in files if p.exists())
+
+
+def manifest_is_current() -> bool:
+    return MANIFEST.exists() and MANIFEST.stat().st_mtime >= _newest_source_mtime()
+
+
+def ensure_manifest() -> Path:
+    if manifest_is_current():
+        return MANIFEST
+    env = dict(os.environ)
+    env.setdefault("SHOPGUIDE_HOME", str(Paths.from_env().home))
+    env["DO_NOT_TRACK"] = "1"
+    dbt = Path(sys.executable).with_name("dbt")
+    result = subprocess.run(
+        [str(dbt), "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)],
+        env=env, capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"dbt parse failed:\n{result.stdout}\n{result.stderr}")
+    return MANIFEST

@@ -1,0 +1,31 @@
+"""`shopguide status`: the warehouse tables joined with what Dagster has materialised."""
+
+from __future__ import annotations
+
+from shopguide.settings import Paths
+from warehouse.status import warehouse_status
+from warehouse.store import connect
+
+
+def latest_materialized_partitions(paths: Paths, names: list[str]) -> dict[str, str]:
+    """Highest partition key Dagster recorded per asset, read from the instance."""
+    paths.export()
+    from dagster import AssetKey, DagsterInstance
+
+    latest = {}
+    with DagsterInstance.get() as instance:
+        for name in names:
+            keys = instance.get_materialized_partitions(AssetKey(name))
+            if keys:
+                latest[name] = max(keys)
+    return latest
+
+
+def inventory(paths: Paths) -> dict:
+    with connect(paths.warehouse, read_only=True) as con:
+        tables = warehouse_status(con)
+    dagster_latest = latest_materialized_partitions(paths, [t["table"] for t in tables])
+    for table in tables:
+        # The data's own partition column where it has one; else the last day Dagster built.
+        table["latest_partition"] = table["latest_partition"] or dagster_latest.get(table["table"])
+    return {"warehouse": str(paths.warehouse), "home": str(paths.home), "tables": tables}

@@ -1,0 +1,74 @@
+"""Launch the nightly job through Dagster, recorded in the instance under SHOPGUIDE_HOME.
+
+Runs execute in this process (the in-process executor: ~10 ms per step instead of ~2 s
+for a subprocess per step), but they are ordinary Dagster runs: they show in the UI
+with their logs, materialisations and check results, exactly like scheduled ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from shopguide.settings import Paths
+
+
+class RunFailed(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    first_day: date
+    last_day: date
+    success: bool
+    failed_checks: list[str]
+
+
+def validate_range(first: date, last: date) -> None:
+    from orchestration.partitions import FIRST_LANDING_DAY, daily_partitions
+
+    if last < first:
+        raise ValueError(f"--end {last} is before --start {first}.")
+    earliest = date.fromisoformat(FIRST_LANDING_DAY)
+    if first < earliest:
+        raise ValueError(f"{first} is before the first partition ({earliest}).")
+    last_key = daily_partitions.get_last_partition_key()
+    if last_key is None or last > date.fromisoformat(last_key):
+        raise ValueError(
+            f"{last} has no partition yet: the latest complete landing day is {last_key} (UTC)."
+        )
+
+
+def run_range(paths: Paths, first: date, last: date) -> RunOutcome:
+    """Materialise the nightly job for landing days first..last in one run."""
+    validate_range(first, last)
+    paths.ensure().export()
+    # Imported here: loading the definitions costs seconds and needs the dbt manifest.
+    import warnings
+
+    from dagster import BetaWarning, DagsterInstance
+
+    warnings.filterwarnings("ignore", category=BetaWarning)  # BackfillPolicy is beta; we rely on it knowingly
+
+    from orchestration.definitions import defs
+
+    job = defs.resolve_job_def("nightly_job")
+    tags = {
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": last.isoformat(),
+        "shopguide/launched_by": "cli",
+    }
+    # Step logs stay in the instance (the UI shows them); the terminal gets warnings only.
+    run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    with DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            run_config=run_config, instance=instance, tags=tags, raise_on_error=False
+        )
+    failed_checks = [
+        f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+        for evaluation in result.get_asset_check_evaluations()
+        if not evaluation.passed
+    ]
+    return RunOutcome(result.run_id, first, last, result.success, failed_checks)

@@ -1,0 +1,89 @@
+"""The landing area: one folder per landing day, any number of files in it.
+
+    $SHOPGUIDE_HOME/landing/2011-03-14/<any-name>.jsonl      one JSON object per line
+    $SHOPGUIDE_HOME/landing/2011-03-14/<any-name>.jsonl.gz   the same, gzipped
+    $SHOPGUIDE_HOME/landing/2011-03-14/<any-name>.parquet    one event per row
+
+The folder is the *landing* day (when the data arrived), not the day the events
+occurred: late events land in a later folder and carry their true `occurred_at`.
+Producers write a file under a temporary name and rename it into place, so a
+reader never sees half a file (see `write_jsonl`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import orjson
+
+LANDING_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
+
+
+@dataclass(frozen=True)
+class RawLine:
+    """One line (or Parquet row) as it arrived, before any validation."""
+
+    file: str  # relative to the landing root, e.g. "2011-03-14/online_retail.jsonl.gz"
+    line_number: int  # 1-based
+    data: bytes | dict  # bytes for JSON Lines, a dict for a Parquet row
+
+
+def day_folder(landing_root: Path, day: date) -> Path:
+    return landing_root / day.isoformat()
+
+
+def landing_files(landing_root: Path, day: date) -> list[Path]:
+    folder = day_folder(landing_root, day)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(LANDING_SUFFIXES))
+
+
+def landing_days(landing_root: Path) -> list[date]:
+    """Every landing day that has at least one file, in order."""
+    days = []
+    if not landing_root.is_dir():
+        return days
+    for folder in landing_root.iterdir():
+        try:
+            day = date.fromisoformat(folder.name)
+        except ValueError:
+            continue
+        if landing_files(landing_root, day):
+            days.append(day)
+    return sorted(days)
+
+
+def read_lines(path: Path, landing_root: Path) -> Iterator[RawLine]:
+    relative = path.relative_to(landing_root).as_posix()
+    if path.name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        for number, row in enumerate(table.to_pylist(), start=1):
+            yield RawLine(relative, number, row)
+        return
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            yield RawLine(relative, number, line.rstrip(b"\r\n"))
+
+
+def write_jsonl(path: Path, records: Iterable[dict | bytes]) -> int:
+    """Write records atomically (temp file + rename); bytes are written as they are."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    opener = gzip.open if path.name.endswith(".gz") else open
+    count = 0
+    with opener(tmp, "wb") as handle:
+        for record in records:
+            handle.write(record if isinstance(record, bytes) else orjson.dumps(record))
+            handle.write(b"\n")
+            count += 1
+    os.replace(tmp, path)
+    return count

@@ -1,0 +1,51 @@
+"""What the warehouse holds: per table, rows, an order-independent checksum, latest partition.
+
+The checksum is the sum of per-row hashes modulo 2**64, so it does not depend on row
+order and does change when a row is duplicated. `_ingested_at` (wall-clock time of
+ingestion) is left out: re-ingesting the same landing files gives the same checksum.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+EXCLUDED_FROM_CHECKSUM = ("_ingested_at",)
+PARTITION_COLUMNS = ("_partition_date", "landed_on")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table_status(con: duckdb.DuckDBPyConnection, name: str, kind: str) -> dict:
+    columns = [
+        row[0]
+        for row in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'main' and table_name = ? order by ordinal_position",
+            [name],
+        ).fetchall()
+    ]
+    hashed = [c for c in columns if c not in EXCLUDED_FROM_CHECKSUM]
+    row_expr = "struct_pack(" + ", ".join(f"{_quote(c)} := {_quote(c)}" for c in hashed) + ")"
+    partition_column = next((c for c in PARTITION_COLUMNS if c in columns), None)
+    latest = f"max({_quote(partition_column)})" if partition_column else "null"
+    rows, checksum, latest_partition = con.execute(
+        f"select count(*), coalesce(sum(hash({row_expr})::hugeint), 0) % 18446744073709551616, "
+        f"{latest} from {_quote(name)}"
+    ).fetchone()
+    return {
+        "table": name,
+        "kind": kind,
+        "rows": rows,
+        "checksum": f"{int(checksum):016x}",
+        "latest_partition": latest_partition.isoformat() if latest_partition else None,
+    }
+
+
+def warehouse_status(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    relations = con.execute(
+        "select table_name, case table_type when 'VIEW' then 'view' else 'table' end "
+        "from information_schema.tables where table_schema = 'main' order by table_name"
+    ).fetchall()
+    return [table_status(con, name, kind) for name, kind in relations]

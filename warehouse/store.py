@@ -1,0 +1,208 @@
+"""The DuckDB warehouse: connections, the event log tables, partition replacement.
+
+DuckDB allows one writer per file and no reader beside it (see ../shared/STACK.md),
+so every function here opens, does its work, and closes. Nothing holds the file
+between steps of a run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+RAW_EVENTS_DDL = """
+create table if not exists raw_events (
+    event_id        varchar   not null,  -- idempotency key, as the producer sent it
+    event_type      varchar   not null,
+    occurred_at     timestamp not null,  -- UTC
+    user_id         varchar,             -- null for guests
+    session_id      varchar,
+    product_id      varchar,
+    quantity        integer,
+    price           double,
+    currency        varchar,
+    query           varchar,
+    properties      json,
+    _source_file    varchar   not null,  -- lineage: landing file, relative to landing/
+    _line_number    bigint    not null,  -- lineage: 1-based line (or Parquet row)
+    _ingested_at    timestamp not null,  -- lineage: when this partition was (re)ingested, UTC
+    _partition_date date      not null   -- lineage: the landing day
+)
+"""
+
+QUARANTINED_EVENTS_DDL = """
+create table if not exists quarantined_events (
+    _source_file    varchar   not null,
+    _line_number    bigint    not null,
+    reason          varchar   not null,  -- one of warehouse.envelope.QUARANTINE_REASONS
+    detail          varchar   not null,  -- human-readable: what was wrong with the line
+    raw_text        varchar   not null,  -- the line as it arrived (first 4 KiB)
+    _ingested_at    timestamp not null,
+    _partition_date date      not null
+)
+"""
+
+INGESTION_LOG_DDL = """
+create table if not exists ingestion_log (
+    _partition_date date      not null primary key,
+    files           integer   not null,
+    lines_read      bigint    not null,
+    accepted        bigint    not null,
+    quarantined     bigint    not null,
+    _ingested_at    timestamp not null
+)
+"""
+
+RAW_EVENTS_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("event_type", pa.string()),
+        ("occurred_at", pa.timestamp("us")),
+        ("user_id", pa.string()),
+        ("session_id", pa.string()),
+        ("product_id", pa.string()),
+        ("quantity", pa.int32()),
+        ("price", pa.float64()),
+        ("currency", pa.string()),
+        ("query", pa.string()),
+        ("properties", pa.string()),
+        ("_source_file", pa.string()),
+        ("_line_number", pa.int64()),
+    ]
+)
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("_source_file", pa.string()),
+        ("_line_number", pa.int64()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("raw_text", pa.string()),
+    ]
+)
+
+
+class WarehouseBusy(RuntimeError):
+    """Another process holds the DuckDB file for writing."""
+
+
+@contextlib.contextmanager
+def connect(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    if read_only and not path.exists():
+        raise FileNotFoundError(
+            f"No warehouse at {path}. Run `shopguide demo` or `shopguide run --date D` first."
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as error:
+        if "lock" in str(error).lower():
+            raise WarehouseBusy(
+                f"The warehouse {path} is in use by another process (a run or `dagster dev` "
+                "holds DuckDB's single-writer lock). Wait for the run to finish and try again."
+            ) from error
+        raise
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def ensure_event_log(con: duckdb.DuckDBPyConnection) -> None:
+    for ddl in (RAW_EVENTS_DDL, QUARANTINED_EVENTS_DDL, INGESTION_LOG_DDL):
+        con.execute(ddl)
+
+
+def _events_table(rows: list[dict]) -> pa.Table:
+    columns = {name: [] for name in RAW_EVENTS_SCHEMA.names}
+    for row in rows:
+        for name in ("event_id", "event_type", "occurred_at", "user_id", "session_id", "product_id",
+                     "quantity", "price", "currency", "query"):
+            columns[name].append(row[name])
+        props = row["properties"]
+        columns["properties"].append(None if props is None else orjson.dumps(props).decode())
+        columns["_source_file"].append(row["source_file"])
+        columns["_line_number"].append(row["line_number"])
+    return pa.table(columns, schema=RAW_EVENTS_SCHEMA)
+
+
+def _quarantine_table(rows: list[dict]) -> pa.Table:
+    return pa.table(
+        {
+            "_source_file": [r["source_file"] for r in rows],
+            "_line_number": [r["line_number"] for r in rows],
+            "reason": [r["reason"] for r in rows],
+            "detail": [r["detail"] for r in rows],
+            "raw_text": [r["raw_text"] for r in rows],
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
+
+
+def replace_partition(
+    con: duckdb.DuckDBPyConnection,
+    day: date,
+    accepted: list[dict],
+    quarantined: list[dict],
+    files: int,
+) -> datetime:
+    """Replace exactly one landing day in the event log, atomically.
+
+    The append-only log is append-only per landing day: re-ingesting a day swaps
+    that day's rows for a fresh read of the same files, and touches no other day.
+    """
+    ensure_event_log(con)
+    ingested_at = datetime.now(UTC).replace(tzinfo=None)
+    events = _events_table(accepted)  # noqa: F841 - referenced by name in SQL below
+    bad = _quarantine_table(quarantined)  # noqa: F841
+    con.execute("begin transaction")
+    try:
+        con.execute("delete from raw_events where _partition_date = ?", [day])
+        con.execute("delete from quarantined_events where _partition_date = ?", [day])
+        con.execute("delete from ingestion_log where _partition_date = ?", [day])
+        con.execute(
+            """
+            insert into raw_events
+            select event_id, event_type, occurred_at, user_id, session_id, product_id, quantity,
+                   price, currency, query, properties::json, _source_file, _line_number,
+                   ?::timestamp, ?::date
+            from events
+            """,
+            [ingested_at, day],
+        )
+        con.execute(
+            "insert into quarantined_events select *, ?::timestamp, ?::date from bad",
+            [ingested_at, day],
+        )
+        con.execute(
+            "insert into ingestion_log values (?, ?, ?, ?, ?, ?)",
+            [day, files, len(accepted) + len(quarantined), len(accepted), len(quarantined), ingested_at],
+        )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return ingested_at
+
+
+def partition_counts(con: duckdb.DuckDBPyConnection, day: date) -> dict[str, int]:
+    """What the warehouse holds for one landing day, counted from the tables themselves."""
+    ensure_event_log(con)
+    accepted = con.execute("select count(*) from raw_events where _partition_date = ?", [day]).fetchone()[0]
+    quarantined = con.execute(
+        "select count(*) from quarantined_events where _partition_date = ?", [day]
+    ).fetchone()[0]
+    logged = con.execute(
+        "select lines_read from ingestion_log where _partition_date = ?", [day]
+    ).fetchone()
+    return {
+        "accepted": accepted,
+        "quarantined": quarantined,
+        "lines_read": logged[0] if logged else 0,
+    }
