@@ -13,11 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shopguide.sources.synthetic import SyntheticConfig, generate
-from warehouse.envelope import CATALOG_EVENT_TYPES, EVENT_TYPES, Window
+from warehouse.envelope import EVENT_TYPES, Window
 from warehouse.ingest import ingest_lines
 from warehouse.landing import landing_days, landing_files, read_lines
 
-BEHAVIOUR = tuple(t for t in EVENT_TYPES if t not in CATALOG_EVENT_TYPES)
 SMALL = SyntheticConfig(
     events=3000, seed=7, days=10, late_share=0.05, duplicate_share=0.02, malformed_share=0.02
 )
@@ -222,23 +221,41 @@ def test_parquet_rows_validate_and_carry_no_malformed_lines(tmp_path):
     assert [p.read_bytes() for p in summary.files] == [p.read_bytes() for p in again.files]
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(
     events=st.integers(1000, 2500),
     seed=st.integers(0, 2**32 - 1),
     days=st.integers(1, 6),
     late=st.sampled_from([0.0, 0.1]),
+    products=st.sampled_from([None, 10, 60]),  # fewer products than leaf categories too
 )
-def test_counts_hold_for_any_seed_and_shape(tmp_path_factory, events, seed, days, late):
+def test_counts_and_validity_hold_for_any_seed_and_shape(
+    tmp_path_factory, events, seed, days, late, products
+):
     root = tmp_path_factory.mktemp("prop") / "landing"
-    summary = generate(
-        root,
-        SyntheticConfig(events=events, seed=seed, days=days, late_share=late, malformed_share=0.01),
+    config = SyntheticConfig(
+        events=events,
+        seed=seed,
+        days=days,
+        late_share=late,
+        products=products,
+        malformed_share=0.01,
     )
+    summary = generate(root, config)
     lines = load(root)
     assert len(lines) == summary.lines_written()
     assert sum(1 for x in lines if x.reason) == summary.malformed
-    assert len(distinct(lines)) == summary.events == events
+    first = distinct(lines)
+    assert len(first) == summary.events == events
+    rows = sorted((x.row for x in first.values()), key=lambda r: (r["occurred_at"], r["event_id"]))
+    on_sale: set[str] = set()
+    for row in rows:
+        if row["event_type"] == "product_upserted":
+            on_sale.add(row["product_id"])
+        elif row["event_type"] == "product_delisted":
+            on_sale.discard(row["product_id"])
+        elif row["event_type"] != "search":
+            assert row["product_id"] in on_sale
 
 
 def test_defaults_scale_with_events_and_bad_configs_are_refused(tmp_path):

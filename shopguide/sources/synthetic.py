@@ -866,7 +866,8 @@ def _build_catalog(rng: np.random.Generator, config: SyntheticConfig) -> _Catalo
         new[: len(LEAVES)] = False  # every leaf starts with at least one product
         upsert_day[new] = rng.integers(1, days, int(new.sum()))
     delist_day = np.full(count, days, dtype=np.int64)
-    can_delist = np.flatnonzero(upsert_day + 2 < days)
+    # The leaf-covering products stay on sale, so every category always has something to show.
+    can_delist = np.flatnonzero((upsert_day + 2 < days) & (np.arange(count) >= len(LEAVES)))
     delisted = can_delist[rng.random(len(can_delist)) < DELIST_SHARE]
     delist_day[delisted] = rng.integers(upsert_day[delisted] + 2, days)
 
@@ -1335,7 +1336,7 @@ class _Simulation:
         stamps = _stamps(self.config.start_date + timedelta(days=day), columns.time)
         rows = self._rows(columns, stamps)
         if fmt == "jsonl":
-            return [orjson.dumps(row) for row in rows]
+            return _compact_lines(rows)
         return list(rows)
 
     def _rows(self, columns: _DayColumns, stamps: list[str]) -> Iterator[dict]:
@@ -1396,6 +1397,20 @@ class _Simulation:
             "category": LEAVES[catalog.leaf[product]].path,
             "brand": catalog.brand[product],
         }
+
+
+def _compact_lines(rows: Iterator[dict]) -> list[bytes]:
+    """JSON lines as tightly sized bytes objects.
+
+    orjson returns each result in a ~4 KiB allocation; holding a day of them (up to ~400k
+    lines at 1e7 events) would cost gigabytes. Streaming them through one buffer and
+    splitting it gives exact-size objects. orjson escapes newlines inside strings, so
+    b"\\n" only ever separates lines.
+    """
+    buffer = bytearray()
+    for row in rows:
+        buffer += orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+    return bytes(buffer).split(b"\n")[:-1]
 
 
 def _block(n: int, **columns) -> dict[str, np.ndarray]:

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up a fresh machine: a virtual environment with every dependency, the data directory
+# and the dbt manifest. Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+# torch is pinned to the CPU build in pyproject.toml; see docs/operations.md for GPU machines.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+.venv/bin/shopguide setup

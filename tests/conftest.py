@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from shopguide.settings import Paths
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
+    """A fresh SHOPGUIDE_HOME per test: nothing leaks between tests or into ~/.local."""
+    monkeypatch.setenv("SHOPGUIDE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster"))
+    return Paths.from_env().ensure()
+
+
+@pytest.fixture(scope="session")
+def dbt_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The dbt manifest the Dagster definitions import; parsed once per session if stale."""
+    from shopguide.dbt_manifest import ensure_manifest
+
+    if "SHOPGUIDE_HOME" not in os.environ:
+        os.environ["SHOPGUIDE_HOME"] = str(tmp_path_factory.mktemp("parse-home"))
+    return ensure_manifest()

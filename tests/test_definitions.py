@@ -1,0 +1,43 @@
+"""The definitions load, every job resolves, and the asset keys are the ones documented."""
+
+EXPECTED_ASSETS = {
+    "raw_events",
+    "stg_shop__events",
+    "int_events_sessionized",
+    "int_products_versioned",
+    "fct_events",
+    "fct_sessions",
+    "dim_products",
+    "dim_users",
+    "fct_user_product_interactions",
+    "fct_daily_product_metrics",
+}
+
+
+def test_definitions_load_and_the_asset_graph_is_as_documented(dbt_manifest):
+    from orchestration.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == EXPECTED_ASSETS
+    assert defs.resolve_job_def("nightly_job") is not None
+    assert defs.resolve_schedule_def("nightly_schedule").cron_schedule == "0 2 * * *"
+    assert defs.resolve_sensor_def("landing_sensor") is not None
+    # dbt tests are Dagster asset checks, and raw_events has its reconciliation check.
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert ("raw_events", "lines_reconcile") in checks
+    assert ("fct_events", "unique_fct_events_event_id") in checks
+    # raw_events feeds the dbt staging model.
+    from dagster import AssetKey
+
+    assert AssetKey("raw_events") in graph.get(AssetKey("stg_shop__events")).parent_keys
+
+
+def test_groups_are_set_for_the_ui(dbt_manifest):
+    from dagster import AssetKey
+
+    from orchestration.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    groups = {name: graph.get(AssetKey(name)).group_name for name in ("raw_events", "stg_shop__events", "fct_events")}
+    assert groups == {"raw_events": "event_log", "stg_shop__events": "staging", "fct_events": "marts"}

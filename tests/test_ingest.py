@@ -1,0 +1,94 @@
+import gzip
+from datetime import date
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from warehouse.ingest import ingest_landing_day
+from warehouse.store import connect, partition_counts, replace_partition
+
+DAY = date(2024, 3, 10)
+
+
+def good(event_id: str, **extra) -> dict:
+    record = {"event_id": event_id, "event_type": "view", "occurred_at": "2024-03-10T09:00:00Z",
+              "user_id": "u1", "session_id": "s1", "product_id": "P1"}
+    record.update(extra)
+    return record
+
+
+def write_day(landing, day=DAY):
+    folder = landing / day.isoformat()
+    folder.mkdir(parents=True)
+    lines = [
+        orjson.dumps(good("a1")),
+        b"{not json",
+        b'"just a string"',
+        orjson.dumps(good("a2", event_type="teleport")),
+        orjson.dumps({"event_type": "view"}),
+        b'{"event_id": "bad-bytes", "query": "\xff\xfe"}',
+        b'{"event_id": "' + b"x" * 70_000 + b'"}',
+        orjson.dumps(good("a3", occurred_at="1999-12-31T23:59:59Z")),
+        orjson.dumps(good("a4", occurred_at="2024-03-09T23:00:00-05:00")),  # 04:00Z on the 10th
+    ]
+    (folder / "tracker.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    with gzip.open(folder / "export.jsonl.gz", "wb") as handle:
+        handle.write(orjson.dumps(good("g1")) + b"\n" + orjson.dumps(good("g2")) + b"\n")
+    table = pa.table({"event_id": ["p1", "p2"], "event_type": ["purchase", "purchase"],
+                      "occurred_at": ["2024-03-10T10:00:00Z"] * 2, "product_id": ["P1", "P2"],
+                      "quantity": [1, -1], "price": [2.5, 2.5]})
+    pq.write_table(table, folder / "shop.parquet")
+    (folder / "notes.txt").write_text("not a landing file: ignored")
+    (folder / ".shop.jsonl.tmp").write_text("a producer's half-written file: ignored")
+
+
+def test_every_line_is_accepted_or_quarantined_with_a_reason(tmp_path):
+    write_day(tmp_path)
+    result = ingest_landing_day(tmp_path, DAY)
+    assert result.files == ["2024-03-10/export.jsonl.gz", "2024-03-10/shop.parquet", "2024-03-10/tracker.jsonl"]
+    assert result.lines_read == 13
+    assert sorted(r["event_id"] for r in result.accepted) == ["a1", "a4", "g1", "g2", "p1"]
+    assert result.reasons() == {
+        "invalid_value": 1,  # parquet row with quantity -1
+        "malformed_json": 1,
+        "missing_field": 1,
+        "not_an_object": 1,
+        "not_utf8": 1,
+        "oversized": 1,
+        "timestamp_out_of_range": 1,
+        "unknown_event_type": 1,
+    }
+    bad_json = next(q for q in result.quarantined if q["reason"] == "malformed_json")
+    assert bad_json["raw_text"] == "{not json"
+    assert (bad_json["source_file"], bad_json["line_number"]) == ("2024-03-10/tracker.jsonl", 2)
+    assert len(next(q for q in result.quarantined if q["reason"] == "oversized")["raw_text"]) == 4096
+
+
+def test_replacing_a_partition_touches_no_other_day(tmp_path):
+    write_day(tmp_path)
+    other = date(2024, 3, 11)
+    (tmp_path / other.isoformat()).mkdir()
+    (tmp_path / other.isoformat() / "t.jsonl").write_bytes(
+        orjson.dumps(good("b1", occurred_at="2024-03-11T09:00:00Z")) + b"\n")
+    db = tmp_path / "w.duckdb"
+    with connect(db) as con:
+        for day in (DAY, other):
+            result = ingest_landing_day(tmp_path, day)
+            replace_partition(con, day, result.accepted, result.quarantined, len(result.files))
+        before = con.execute("select * exclude (_ingested_at) from raw_events order by all").fetchall()
+        result = ingest_landing_day(tmp_path, DAY)
+        replace_partition(con, DAY, result.accepted, result.quarantined, len(result.files))
+        after = con.execute("select * exclude (_ingested_at) from raw_events order by all").fetchall()
+        assert before == after
+        assert partition_counts(con, DAY) == {"accepted": 5, "quarantined": 8, "lines_read": 13}
+        assert partition_counts(con, other) == {"accepted": 1, "quarantined": 0, "lines_read": 1}
+        occurred = con.execute("select occurred_at from raw_events where event_id = 'a4'").fetchone()[0]
+        assert occurred.isoformat() == "2024-03-10T04:00:00"
+
+
+def test_an_empty_landing_day_is_recorded_as_zero_lines(tmp_path):
+    with connect(tmp_path / "w.duckdb") as con:
+        result = ingest_landing_day(tmp_path, DAY)
+        replace_partition(con, DAY, result.accepted, result.quarantined, len(result.files))
+        assert partition_counts(con, DAY) == {"accepted": 0, "quarantined": 0, "lines_read": 0}
