@@ -175,6 +175,35 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
 
 @app.command()
 @friendly_errors
+def search(
+    query: Annotated[str, typer.Argument(help="What the shopper typed, e.g. 'christmas decoration'.")],
+    k: Annotated[int, typer.Option("-k", help="Number of results.")] = 10,
+    category: Annotated[str | None, typer.Option(help="Category path prefix, e.g. 'Home > Kitchen'.")] = None,
+    min_price: Annotated[float | None, typer.Option(help="Lowest price.")] = None,
+    max_price: Annotated[float | None, typer.Option(help="Highest price.")] = None,
+    include_out_of_stock: Annotated[bool, typer.Option(help="Also show delisted / out-of-stock products.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Semantic product search over the product embeddings."""
+    from embeddings.search import SearchFilters, search_products
+    from embeddings.store import connect as connect_lancedb
+    from orchestration.resources import EmbeddingEncoder
+
+    filters = SearchFilters(category=category, min_price=min_price, max_price=max_price,
+                            in_stock_only=not include_out_of_stock)
+    rows = search_products(connect_lancedb(paths().lancedb), EmbeddingEncoder().encoder(), query, k, filters)
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        typer.echo("no products match")
+    for row in rows:
+        price = "-" if row["price"] is None else f"{row['price']:.2f}"
+        typer.echo(f"{row['score']:.3f}  {row['product_id']:<10} {price:>8}  {row['title']}")
+
+
+@app.command()
+@friendly_errors
 def demo() -> None:
     """The main job: import the shipped Online Retail data and run the pipeline over all its days."""
     from shopguide.demo import run_demo

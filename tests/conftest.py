@@ -15,6 +15,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
     """A fresh SHOPGUIDE_HOME per test: nothing leaks between tests or into ~/.local."""
     monkeypatch.setenv("SHOPGUIDE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster"))
+    # The deterministic fake encoder; tests that exercise the real model say so.
+    monkeypatch.setenv("SHOPGUIDE_EMBEDDING_MODEL", "hashing:32")
     return Paths.from_env().ensure()
 
 

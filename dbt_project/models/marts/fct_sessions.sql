@@ -43,7 +43,7 @@ select
     count(*) filter (where event_type = 'add_to_cart') as add_to_carts,
     count(*) filter (where event_type = 'purchase') as purchases,
     count(*) filter (where event_type = 'search') as searches,
-    coalesce(sum(quantity * price) filter (where event_type = 'purchase'), 0) as revenue,
+    coalesce(sum(cast(quantity * price as decimal(18, 4))) filter (where event_type = 'purchase'), 0) as revenue,
     count(*) filter (where event_type = 'purchase') > 0 as converted
 from events
 group by session_key, actor_key, session_number

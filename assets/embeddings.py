@@ -1,0 +1,173 @@
+"""Product and user vectors in LanceDB, kept in step with the marts each night."""
+
+from datetime import UTC, datetime
+
+import numpy as np
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from embeddings.products import sync_product_embeddings
+from embeddings.store import PRODUCT_TABLE, USER_TABLE, connect, read_table
+from embeddings.users import sync_user_embeddings
+from orchestration.dbt_args import landing_window
+from orchestration.partitions import daily_partitions
+from orchestration.resources import EmbeddingEncoder, ShopguideHome
+from warehouse.store import connect as connect_warehouse
+
+NORM_TOLERANCE = 1e-3
+
+
+def vector_checks(vectors: np.ndarray, dimension: int, prefix: str) -> list[AssetCheckResult]:
+    """No NaN, unit norm, the model's dimension: the invariants every consumer relies on."""
+    if vectors.size == 0:
+        vectors = np.zeros((0, dimension), dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1)
+    worst = float(np.max(np.abs(norms - 1.0))) if len(norms) else 0.0
+    return [
+        AssetCheckResult(check_name=f"{prefix}_no_nan", passed=not bool(np.isnan(vectors).any()),
+                         severity=AssetCheckSeverity.ERROR),
+        AssetCheckResult(check_name=f"{prefix}_unit_norm", passed=worst <= NORM_TOLERANCE,
+                         severity=AssetCheckSeverity.ERROR, metadata={"max_norm_error": worst}),
+        AssetCheckResult(check_name=f"{prefix}_dimension",
+                         passed=vectors.ndim == 2 and (len(vectors) == 0 or vectors.shape[1] == dimension),
+                         severity=AssetCheckSeverity.ERROR,
+                         metadata={"expected": dimension, "actual": int(vectors.shape[1]) if vectors.ndim == 2 else -1}),
+    ]
+
+
+def _check_specs(asset_name: str, prefix: str, extra: list[tuple[str, str]]) -> list[AssetCheckSpec]:
+    specs = [
+        (f"{prefix}_no_nan", "No vector contains NaN."),
+        (f"{prefix}_unit_norm", "Every vector has length 1 (± 1e-3)."),
+        (f"{prefix}_dimension", "Every vector has the model's dimension."),
+        *extra,
+    ]
+    return [AssetCheckSpec(name, asset=asset_name, description=text, blocking=True) for name, text in specs]
+
+
+@asset(
+    deps=[AssetKey("dim_products")],
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="embeddings",
+    owners=["team:ml"],
+    kinds={"lancedb", "pytorch"},
+    check_specs=_check_specs("product_embeddings", "product", [
+        ("vector_count_matches_catalog", "One vector per product in dim_products; listed counts agree."),
+    ]),
+    description=(
+        "One sentence-transformers vector per product (title, category, brand, description), in "
+        "LanceDB with filter columns. Only new or changed product text is encoded; delisted "
+        "products keep their vector, marked is_listed = false. Each write is a LanceDB version."
+    ),
+)
+def product_embeddings(context: AssetExecutionContext, shopguide: ShopguideHome,
+                       encoder: EmbeddingEncoder) -> MaterializeResult:
+    paths = shopguide.paths()
+    with connect_warehouse(paths.warehouse, read_only=True) as con:
+        products = con.sql("select * from dim_products order by product_id").pl()
+    text_encoder = encoder.encoder()
+    db = connect(paths.lancedb)
+    result = sync_product_embeddings(db, products, text_encoder, datetime.now(UTC).replace(tzinfo=None))
+    stored = read_table(db, PRODUCT_TABLE)
+    vectors = np.asarray(stored["vector"].to_list(), dtype=np.float32)
+    dimension = text_encoder.dimension
+    counts_agree = stored.height == products.height and int(stored["is_listed"].sum()) == int(products["is_listed"].sum())
+    described = text_encoder.describe()
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": stored.height,
+            "encoded": result.encoded,
+            "reused": result.reused,
+            "filters_updated": result.metadata_updated,
+            "listed": result.listed,
+            "model": described["model"],
+            "model_fingerprint": described["fingerprint"],
+            "device": described["device"],
+            "dtype": described["dtype"],
+            "texts_per_second": round(result.texts_per_second, 1),
+            "duration_seconds": round(result.seconds, 2),
+            "lancedb_version": result.version,
+            "vector_index": result.indexed,
+        },
+        check_results=[
+            *vector_checks(vectors, dimension, "product"),
+            AssetCheckResult(
+                check_name="vector_count_matches_catalog", passed=counts_agree,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={"vectors": stored.height, "products": products.height,
+                          "listed_vectors": int(stored["is_listed"].sum()),
+                          "listed_products": int(products["is_listed"].sum())},
+            ),
+        ],
+    )
+
+
+HISTORY_SQL = """
+    select user_id, product_id, event_type, occurred_at
+    from fct_events
+    where user_id is not null and product_id is not null and is_merchandise
+"""
+
+
+@asset(
+    deps=[AssetKey("fct_events"), AssetKey("product_embeddings")],
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="embeddings",
+    owners=["team:ml"],
+    kinds={"lancedb"},
+    check_specs=_check_specs("user_embeddings", "user", []),
+    description=(
+        "One vector per signed-in shopper: the recency-weighted mean of the vectors of the "
+        "products in their history (view 1 < cart 3 < purchase 5; returns subtract, clipped "
+        "at zero per product; 30-day half-life). Only shoppers with new events, or whose "
+        "products were re-encoded, are recomputed. Shoppers with no usable history get none."
+    ),
+)
+def user_embeddings(context: AssetExecutionContext, shopguide: ShopguideHome,
+                    encoder: EmbeddingEncoder) -> MaterializeResult:
+    paths = shopguide.paths()
+    first, last = landing_window(context.partition_time_window.start, context.partition_time_window.end)
+    with connect_warehouse(paths.warehouse, read_only=True) as con:
+        history = con.sql(HISTORY_SQL).pl()
+        new = con.execute(
+            "select distinct user_id from fct_events where user_id is not null and landed_on between ? and ?",
+            [first, last],
+        ).fetchall()
+
+    def load_events(user_ids):
+        return history if user_ids is None else history.filter(pl.col("user_id").is_in(user_ids))
+
+    db = connect(paths.lancedb)
+    result = sync_user_embeddings(db, load_events, {row[0] for row in new},
+                                  datetime.now(UTC).replace(tzinfo=None), encoder.half_life_days)
+    stored = read_table(db, USER_TABLE)
+    vectors = (np.asarray(stored["vector"].to_list(), dtype=np.float32)
+               if stored is not None and stored.height else np.zeros((0, 0), np.float32))
+    products = read_table(db, PRODUCT_TABLE)
+    dimension = len(products["vector"][0]) if products is not None and products.height else 0
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": result.total_vectors,
+            "full_recompute": result.full,
+            "recomputed_users": result.recomputed,
+            "users_with_vector": result.with_vector,
+            "users_without_usable_history": result.without_vector,
+            "half_life_days": encoder.half_life_days,
+            "duration_seconds": round(result.seconds, 2),
+            "lancedb_version": result.version,
+            "users_seen": MetadataValue.int(int(history["user_id"].n_unique())),
+        },
+        check_results=vector_checks(vectors, dimension, "user"),
+    )
