@@ -15,6 +15,7 @@ from orchestration.dbt_project import dbt_project
 from orchestration.partitions import daily_partitions
 from orchestration.resources import ShopguideHome
 
+
 class ShopDbtTranslator(DagsterDbtTranslator):
     """dbt sources map to the Dagster assets that write them (`raw_events`, not `shop/raw_events`)."""
 
@@ -23,14 +24,13 @@ class ShopDbtTranslator(DagsterDbtTranslator):
             return AssetKey(dbt_resource_props["name"])
         return super().get_asset_key(dbt_resource_props)
 
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
-    dagster_dbt_translator=ShopDbtTranslator(
-        settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
-    ),
+    dagster_dbt_translator=ShopDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
 )
 def shop_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, shopguide: ShopguideHome):
     # dbt's profile reads SHOPGUIDE_HOME; make it match the resource's data directory.

@@ -34,14 +34,23 @@ def vector_checks(vectors: np.ndarray, dimension: int, prefix: str) -> list[Asse
     norms = np.linalg.norm(vectors, axis=1)
     worst = float(np.max(np.abs(norms - 1.0))) if len(norms) else 0.0
     return [
-        AssetCheckResult(check_name=f"{prefix}_no_nan", passed=not bool(np.isnan(vectors).any()),
-                         severity=AssetCheckSeverity.ERROR),
-        AssetCheckResult(check_name=f"{prefix}_unit_norm", passed=worst <= NORM_TOLERANCE,
-                         severity=AssetCheckSeverity.ERROR, metadata={"max_norm_error": worst}),
-        AssetCheckResult(check_name=f"{prefix}_dimension",
-                         passed=vectors.ndim == 2 and (len(vectors) == 0 or vectors.shape[1] == dimension),
-                         severity=AssetCheckSeverity.ERROR,
-                         metadata={"expected": dimension, "actual": int(vectors.shape[1]) if vectors.ndim == 2 else -1}),
+        AssetCheckResult(
+            check_name=f"{prefix}_no_nan",
+            passed=not bool(np.isnan(vectors).any()),
+            severity=AssetCheckSeverity.ERROR,
+        ),
+        AssetCheckResult(
+            check_name=f"{prefix}_unit_norm",
+            passed=worst <= NORM_TOLERANCE,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={"max_norm_error": worst},
+        ),
+        AssetCheckResult(
+            check_name=f"{prefix}_dimension",
+            passed=vectors.ndim == 2 and (len(vectors) == 0 or vectors.shape[1] == dimension),
+            severity=AssetCheckSeverity.ERROR,
+            metadata={"expected": dimension, "actual": int(vectors.shape[1]) if vectors.ndim == 2 else -1},
+        ),
     ]
 
 
@@ -62,17 +71,22 @@ def _check_specs(asset_name: str, prefix: str, extra: list[tuple[str, str]]) -> 
     group_name="embeddings",
     owners=["team:ml"],
     kinds={"lancedb", "pytorch"},
-    check_specs=_check_specs("product_embeddings", "product", [
-        ("vector_count_matches_catalog", "One vector per product in dim_products; listed counts agree."),
-    ]),
+    check_specs=_check_specs(
+        "product_embeddings",
+        "product",
+        [
+            ("vector_count_matches_catalog", "One vector per product in dim_products; listed counts agree."),
+        ],
+    ),
     description=(
         "One sentence-transformers vector per product (title, category, brand, description), in "
         "LanceDB with filter columns. Only new or changed product text is encoded; delisted "
         "products keep their vector, marked is_listed = false. Each write is a LanceDB version."
     ),
 )
-def product_embeddings(context: AssetExecutionContext, shopguide: ShopguideHome,
-                       encoder: EmbeddingEncoder) -> MaterializeResult:
+def product_embeddings(
+    context: AssetExecutionContext, shopguide: ShopguideHome, encoder: EmbeddingEncoder
+) -> MaterializeResult:
     paths = shopguide.paths()
     with connect_warehouse(paths.warehouse, read_only=True) as con:
         products = con.sql("select * from dim_products order by product_id").pl()
@@ -82,7 +96,9 @@ def product_embeddings(context: AssetExecutionContext, shopguide: ShopguideHome,
     stored = read_table(db, PRODUCT_TABLE)
     vectors = np.asarray(stored["vector"].to_list(), dtype=np.float32)
     dimension = text_encoder.dimension
-    counts_agree = stored.height == products.height and int(stored["is_listed"].sum()) == int(products["is_listed"].sum())
+    counts_agree = stored.height == products.height and int(stored["is_listed"].sum()) == int(
+        products["is_listed"].sum()
+    )
     described = text_encoder.describe()
     return MaterializeResult(
         metadata={
@@ -103,11 +119,15 @@ def product_embeddings(context: AssetExecutionContext, shopguide: ShopguideHome,
         check_results=[
             *vector_checks(vectors, dimension, "product"),
             AssetCheckResult(
-                check_name="vector_count_matches_catalog", passed=counts_agree,
+                check_name="vector_count_matches_catalog",
+                passed=counts_agree,
                 severity=AssetCheckSeverity.ERROR,
-                metadata={"vectors": stored.height, "products": products.height,
-                          "listed_vectors": int(stored["is_listed"].sum()),
-                          "listed_products": int(products["is_listed"].sum())},
+                metadata={
+                    "vectors": stored.height,
+                    "products": products.height,
+                    "listed_vectors": int(stored["is_listed"].sum()),
+                    "listed_products": int(products["is_listed"].sum()),
+                },
             ),
         ],
     )
@@ -135,8 +155,9 @@ HISTORY_SQL = """
         "products were re-encoded, are recomputed. Shoppers with no usable history get none."
     ),
 )
-def user_embeddings(context: AssetExecutionContext, shopguide: ShopguideHome,
-                    encoder: EmbeddingEncoder) -> MaterializeResult:
+def user_embeddings(
+    context: AssetExecutionContext, shopguide: ShopguideHome, encoder: EmbeddingEncoder
+) -> MaterializeResult:
     paths = shopguide.paths()
     first, last = landing_window(context.partition_time_window.start, context.partition_time_window.end)
     with connect_warehouse(paths.warehouse, read_only=True) as con:
@@ -150,11 +171,19 @@ def user_embeddings(context: AssetExecutionContext, shopguide: ShopguideHome,
         return history if user_ids is None else history.filter(pl.col("user_id").is_in(user_ids))
 
     db = connect(paths.lancedb)
-    result = sync_user_embeddings(db, load_events, {row[0] for row in new},
-                                  datetime.now(UTC).replace(tzinfo=None), encoder.half_life_days)
+    result = sync_user_embeddings(
+        db,
+        load_events,
+        {row[0] for row in new},
+        datetime.now(UTC).replace(tzinfo=None),
+        encoder.half_life_days,
+    )
     stored = read_table(db, USER_TABLE)
-    vectors = (np.asarray(stored["vector"].to_list(), dtype=np.float32)
-               if stored is not None and stored.height else np.zeros((0, 0), np.float32))
+    vectors = (
+        np.asarray(stored["vector"].to_list(), dtype=np.float32)
+        if stored is not None and stored.height
+        else np.zeros((0, 0), np.float32)
+    )
     products = read_table(db, PRODUCT_TABLE)
     dimension = len(products["vector"][0]) if products is not None and products.height else 0
     return MaterializeResult(

@@ -20,10 +20,12 @@ from orchestration.resources import ShopguideHome
 from warehouse.ingest import ingest_landing_day
 from warehouse.store import connect, partition_counts, replace_partition
 
+
 def days_in(context: AssetExecutionContext) -> list[date]:
     window = context.partition_time_window
     first, end = window.start.date(), window.end.date()
     return [first + timedelta(days=n) for n in range((end - first).days)]
+
 
 @asset(
     partitions_def=daily_partitions,
@@ -60,15 +62,20 @@ def raw_events(context: AssetExecutionContext, shopguide: ShopguideHome) -> Mate
             result = ingest_landing_day(paths.landing, day)
             replace_partition(con, day, result.accepted, result.quarantined, len(result.files))
             stored = partition_counts(con, day)
-            if not (stored["lines_read"] == result.lines_read
-                    == stored["accepted"] + stored["quarantined"]):
+            if not (stored["lines_read"] == result.lines_read == stored["accepted"] + stored["quarantined"]):
                 mismatches.append(f"{day}: read {result.lines_read}, stored {stored}")
-            totals.update(files=len(result.files), lines_read=result.lines_read,
-                          accepted=len(result.accepted), quarantined=len(result.quarantined))
+            totals.update(
+                files=len(result.files),
+                lines_read=result.lines_read,
+                accepted=len(result.accepted),
+                quarantined=len(result.quarantined),
+            )
             reasons.update(result.reasons())
             if result.files:
-                per_day.append(f"| {day} | {len(result.files)} | {result.lines_read} | "
-                               f"{len(result.accepted)} | {len(result.quarantined)} |")
+                per_day.append(
+                    f"| {day} | {len(result.files)} | {result.lines_read} | "
+                    f"{len(result.accepted)} | {len(result.quarantined)} |"
+                )
     elapsed = time.perf_counter() - started
     if totals["files"] == 0:
         context.log.warning(f"No landing files for {context.partition_key_range}: nothing ingested.")

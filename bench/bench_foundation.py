@@ -74,8 +74,7 @@ CHILD_RSS_METHOD = (
     "ru_maxrss inherits this (parent) process's high-water mark at fork/exec"
 )
 SELF_RSS_METHOD = (
-    "ingestion peak RSS = VmHWM of this process, reset via /proc/self/clear_refs "
-    "before the phase (Linux)"
+    "ingestion peak RSS = VmHWM of this process, reset via /proc/self/clear_refs before the phase (Linux)"
 )
 SELF_RSS_FALLBACK = (
     "ingestion peak RSS = resource.getrusage(RUSAGE_SELF).ru_maxrss, the peak since this "
@@ -187,9 +186,7 @@ def run_child(command: list[str], *, env: dict[str, str], log: Path) -> ChildRun
     """Run a command to completion from the repo root; wall-clock seconds and peak RSS."""
     with log.open("wb") as out:
         started = time.perf_counter()
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         sampler = TreePeakSampler(process.pid)
         sampler.start()
         returncode = process.wait()
@@ -241,11 +238,7 @@ def ingest_all_days(paths: Paths) -> dict:
             result = ingest_landing_day(paths.landing, day)
             replace_partition(con, day, result.accepted, result.quarantined, len(result.files))
             stored = partition_counts(con, day)
-            if not (
-                stored["lines_read"]
-                == result.lines_read
-                == stored["accepted"] + stored["quarantined"]
-            ):
+            if not (stored["lines_read"] == result.lines_read == stored["accepted"] + stored["quarantined"]):
                 mismatches.append(f"{day}: read {result.lines_read}, stored {stored}")
             totals["files"] += len(result.files)
             totals["lines_read"] += result.lines_read
@@ -311,9 +304,7 @@ def run_dbt(paths: Paths, first: str, last: str) -> dict:
     if run.returncode:
         _fail("dbt run", run)
     results = json.loads((target / "run_results.json").read_text())
-    models = {
-        r["unique_id"].split(".")[-1]: round(r["execution_time"], 3) for r in results["results"]
-    }
+    models = {r["unique_id"].split(".")[-1]: round(r["execution_time"], 3) for r in results["results"]}
     return {
         **asdict(run),
         "command": " ".join(command[1:]),
@@ -332,9 +323,7 @@ def run_handwritten(paths: Paths, database: Path) -> dict:
         _fail("hand-written SQL", run)
     output = Path(run.log).read_text()
     execute = next(
-        float(line.split("=", 1)[1])
-        for line in output.splitlines()
-        if line.startswith("execute_seconds=")
+        float(line.split("=", 1)[1]) for line in output.splitlines() if line.startswith("execute_seconds=")
     )
     return {**asdict(run), "execute_seconds": execute, "warehouse_bytes": database.stat().st_size}
 
@@ -342,9 +331,7 @@ def run_handwritten(paths: Paths, database: Path) -> dict:
 def relations(database: Path) -> dict[str, dict]:
     """Every relation but the event log: kind, rows, checksum and (name, type) columns."""
     with connect(database, read_only=True) as con:
-        status = {
-            s["table"]: s for s in warehouse_status(con) if s["table"] not in EVENT_LOG_TABLES
-        }
+        status = {s["table"]: s for s in warehouse_status(con) if s["table"] not in EVENT_LOG_TABLES}
         for name, column, data_type in con.execute(
             "select table_name, column_name, data_type from information_schema.columns "
             "where table_schema = 'main' order by table_name, ordinal_position"
@@ -499,9 +486,7 @@ def print_comparison(rows: list[dict]) -> None:
         if row["match"] == "exact":
             verdict = "match"
         elif row["match"] == "rounded":
-            verdict = (
-                f"match with DOUBLEs rounded to 1e-{ROUND_DIGITS} ({left['rounded_checksum']})"
-            )
+            verdict = f"match with DOUBLEs rounded to 1e-{ROUND_DIGITS} ({left['rounded_checksum']})"
         else:
             verdict = "MISMATCH" + ("" if row["columns_match"] else " (columns differ)")
         say(

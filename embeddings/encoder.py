@@ -38,6 +38,8 @@ class Encoder(Protocol):
 
     def encode(self, texts: list[str]) -> np.ndarray: ...
 
+    def warm_up(self) -> None: ...
+
     def describe(self) -> dict: ...
 
 
@@ -60,6 +62,9 @@ class HashingEncoder:
             out[row] = np.random.default_rng(seed).standard_normal(self.dimension)
         out /= np.linalg.norm(out, axis=1, keepdims=True)
         return out
+
+    def warm_up(self) -> None:
+        pass
 
     def describe(self) -> dict:
         return {"model": self.name, "fingerprint": self.fingerprint, "device": "cpu", "dtype": "float32"}
@@ -99,8 +104,9 @@ def _load(model_dir: str, device: str, dtype: str):
 
 
 class SentenceTransformerEncoder:
-    def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 0,
-                 precision: str = "auto"):
+    def __init__(
+        self, model: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 0, precision: str = "auto"
+    ):
         self.model_dir = resolve_model_path(model)
         self.name = model if model == DEFAULT_MODEL else self.model_dir.name
         self.fingerprint = weights_fingerprint(self.model_dir)
@@ -120,9 +126,14 @@ class SentenceTransformerEncoder:
     def _verified_bf16(self, plan: DevicePlan) -> DevicePlan:
         """Keep bf16 on CPU only if it agrees with fp32 on a sample (cosine ≥ 0.999)."""
         sample = [
-            "white hanging heart t-light holder", "set of 3 cake tins pantry design",
-            "jumbo bag red retrospot", "assorted colour bird ornament", "Walnut Ceramic Coffee Mug 350ml",
-            "Trail running shoes, waterproof", "party bunting", "regency cakestand 3 tier",
+            "white hanging heart t-light holder",
+            "set of 3 cake tins pantry design",
+            "jumbo bag red retrospot",
+            "assorted colour bird ornament",
+            "Walnut Ceramic Coffee Mug 350ml",
+            "Trail running shoes, waterproof",
+            "party bunting",
+            "regency cakestand 3 tier",
         ]
         reference = _unit(_load(str(self.model_dir), plan.device, "float32").encode(sample))
         candidate = _unit(_load(str(self.model_dir), plan.device, "bfloat16").encode(sample))
@@ -145,6 +156,10 @@ class SentenceTransformerEncoder:
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(getter())
 
+    def warm_up(self) -> None:
+        """Load the model (and choose precision) now, outside any timed encode."""
+        self._model()
+
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
@@ -159,12 +174,18 @@ class SentenceTransformerEncoder:
 
     def describe(self) -> dict:
         plan = self.plan
-        return {"model": self.name, "fingerprint": self.fingerprint, "device": plan.device,
-                "dtype": plan.dtype, "batch_size": plan.batch_size}
+        return {
+            "model": self.name,
+            "fingerprint": self.fingerprint,
+            "device": plan.device,
+            "dtype": plan.dtype,
+            "batch_size": plan.batch_size,
+        }
 
 
-def build_encoder(model: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 0,
-                  precision: str = "auto") -> Encoder:
+def build_encoder(
+    model: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 0, precision: str = "auto"
+) -> Encoder:
     """`hashing:<dim>` selects the deterministic fake (tests, CI smoke runs); else a real model."""
     if model.startswith("hashing:"):
         return HashingEncoder(dimension=int(model.split(":", 1)[1]))

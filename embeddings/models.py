@@ -20,7 +20,9 @@ def resolve_model_path(spec: str) -> Path:
     candidate = Path(spec).expanduser()
     if candidate.is_dir():
         if not (candidate / "modules.json").exists() and not (candidate / "config.json").exists():
-            raise ValueError(f"{candidate} is a folder but not a sentence-transformers model (no modules.json).")
+            raise ValueError(
+                f"{candidate} is a folder but not a sentence-transformers model (no modules.json)."
+            )
         return candidate.resolve()
     module_name = spec.replace("-", "_")
     try:

@@ -12,8 +12,13 @@ def _clean(value: str | None) -> str:
     return _SPACES.sub(" ", value).strip() if value else ""
 
 
-def product_text(product_id: str, title: str | None, category_path: str | None = None,
-                 brand: str | None = None, description: str | None = None) -> str:
+def product_text(
+    product_id: str,
+    title: str | None,
+    category_path: str | None = None,
+    brand: str | None = None,
+    description: str | None = None,
+) -> str:
     """Title first (the one field every shop has), then whatever else the catalog knows.
 
     Online Retail carries only short upper-case titles: they go in as they are (the model

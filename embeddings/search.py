@@ -34,8 +34,9 @@ class SearchFilters:
         return " AND ".join(clauses) or None
 
 
-def search_products(db, encoder: Encoder, query: str, k: int = 10,
-                    filters: SearchFilters = SearchFilters()) -> list[dict]:
+def search_products(
+    db, encoder: Encoder, query: str, k: int = 10, filters: SearchFilters = SearchFilters()
+) -> list[dict]:
     if not query.strip():
         raise ValueError("The search query is empty.")
     if k < 1:

@@ -47,8 +47,9 @@ class UserVectors:
     without_vector: list[str] = field(default_factory=list)
 
 
-def product_weights(events: pl.DataFrame, half_life_days: float,
-                    weights: dict[str, float] | None = None) -> pl.DataFrame:
+def product_weights(
+    events: pl.DataFrame, half_life_days: float, weights: dict[str, float] | None = None
+) -> pl.DataFrame:
     """events (user_id, product_id, event_type, occurred_at) → one weight per user × product."""
     weights = weights or interaction_weights()
     if half_life_days <= 0:
@@ -64,13 +65,19 @@ def product_weights(events: pl.DataFrame, half_life_days: float,
     )
 
 
-def user_vectors(events: pl.DataFrame, product_ids: list[str], product_matrix: np.ndarray,
-                 half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
-                 weights: dict[str, float] | None = None) -> UserVectors:
+def user_vectors(
+    events: pl.DataFrame,
+    product_ids: list[str],
+    product_matrix: np.ndarray,
+    half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
+    weights: dict[str, float] | None = None,
+) -> UserVectors:
     """Weighted, normalised means. `product_matrix[i]` is the vector of `product_ids[i]`."""
     all_users = sorted(events["user_id"].unique().to_list())
-    index = pl.DataFrame({"product_id": product_ids, "row": np.arange(len(product_ids), dtype=np.int64)},
-                         schema={"product_id": pl.Utf8, "row": pl.Int64})
+    index = pl.DataFrame(
+        {"product_id": product_ids, "row": np.arange(len(product_ids), dtype=np.int64)},
+        schema={"product_id": pl.Utf8, "row": pl.Int64},
+    )
     pairs = product_weights(events, half_life_days, weights).join(index, on="product_id", how="inner")
     per_user = (
         pairs.filter(pl.col("weight") > 0)
@@ -80,7 +87,9 @@ def user_vectors(events: pl.DataFrame, product_ids: list[str], product_matrix: n
     )
     dimension = product_matrix.shape[1]
     vectors = np.zeros((per_user.height, dimension), dtype=np.float64)
-    for position, (rows, row_weights) in enumerate(zip(per_user["row"].to_list(), per_user["weight"].to_list())):
+    for position, (rows, row_weights) in enumerate(
+        zip(per_user["row"].to_list(), per_user["weight"].to_list(), strict=True)
+    ):
         vectors[position] = np.asarray(row_weights) @ product_matrix[np.asarray(rows)]
     norms = np.linalg.norm(vectors, axis=1)
     usable = norms > 1e-9  # weights that cancel to nothing say nothing
@@ -112,19 +121,27 @@ def _user_rows(result: UserVectors, fingerprint: str, product_version: int, now)
 
     dimension = result.vectors.shape[1]
     flat = pa.array(np.ascontiguousarray(result.vectors).reshape(-1), pa.float32())
-    return pa.table({
-        "user_id": pa.array(result.user_ids, pa.string()),
-        "vector": pa.FixedSizeListArray.from_arrays(flat, dimension),
-        "model_fingerprint": pa.array([fingerprint] * len(result.user_ids), pa.string()),
-        "product_embeddings_version": pa.array([product_version] * len(result.user_ids), pa.int64()),
-        "events_used": pa.array(result.events_used, pa.int64()),
-        "last_event_at": pa.array(result.last_event_at, pa.timestamp("us")),
-        "updated_at": pa.array([now] * len(result.user_ids), pa.timestamp("us")),
-    })
+    return pa.table(
+        {
+            "user_id": pa.array(result.user_ids, pa.string()),
+            "vector": pa.FixedSizeListArray.from_arrays(flat, dimension),
+            "model_fingerprint": pa.array([fingerprint] * len(result.user_ids), pa.string()),
+            "product_embeddings_version": pa.array([product_version] * len(result.user_ids), pa.int64()),
+            "events_used": pa.array(result.events_used, pa.int64()),
+            "last_event_at": pa.array(result.last_event_at, pa.timestamp("us")),
+            "updated_at": pa.array([now] * len(result.user_ids), pa.timestamp("us")),
+        }
+    )
 
 
-def sync_user_embeddings(db, load_events, users_with_new_events: set[str], now,
-                         half_life_days: float = DEFAULT_HALF_LIFE_DAYS, full: bool = False) -> UserSync:
+def sync_user_embeddings(
+    db,
+    load_events,
+    users_with_new_events: set[str],
+    now,
+    half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
+    full: bool = False,
+) -> UserSync:
     """Recompute the users whose history changed: new events, or a product in their history
     re-encoded since their vector was made. `load_events(user_ids | None)` returns the full
     history (user_id, product_id, event_type, occurred_at) of those users (None: everyone).
@@ -140,14 +157,24 @@ def sync_user_embeddings(db, load_events, users_with_new_events: set[str], now,
         # No catalog yet (e.g. a late landing day backfilled first): nobody can have a vector.
         users = load_events(None)["user_id"].n_unique()
         existing_table = open_table(db, USER_TABLE)
-        return UserSync(full=False, recomputed=0, with_vector=0, without_vector=users,
-                        total_vectors=existing_table.count_rows() if existing_table else 0,
-                        seconds=time.perf_counter() - started,
-                        version=existing_table.version if existing_table else 0)
+        return UserSync(
+            full=False,
+            recomputed=0,
+            with_vector=0,
+            without_vector=users,
+            total_vectors=existing_table.count_rows() if existing_table else 0,
+            seconds=time.perf_counter() - started,
+            version=existing_table.version if existing_table else 0,
+        )
     fingerprint = products["model_fingerprint"][0]
     product_version = open_table(db, PRODUCT_TABLE).version
     existing = read_table(db, USER_TABLE)
-    full = full or existing is None or existing.is_empty() or (existing["model_fingerprint"] != fingerprint).any()
+    full = (
+        full
+        or existing is None
+        or existing.is_empty()
+        or (existing["model_fingerprint"] != fingerprint).any()
+    )
 
     if full:
         affected = None
@@ -169,7 +196,9 @@ def sync_user_embeddings(db, load_events, users_with_new_events: set[str], now,
     else:
         table = open_table(db, USER_TABLE)
         if rows.num_rows:
-            table.merge_insert("user_id").when_matched_update_all().when_not_matched_insert_all().execute(rows)
+            table.merge_insert("user_id").when_matched_update_all().when_not_matched_insert_all().execute(
+                rows
+            )
         # Users whose history now nets to nothing (everything returned) lose their vector.
         stale = sorted(set(affected) - set(result.user_ids))
         if stale:

@@ -35,7 +35,11 @@ def landing_run_requests(landing_root: Path, valid_keys: set[str]) -> list[RunRe
     return requests
 
 
-@sensor(job=nightly_job, minimum_interval_seconds=60, description="Runs the nightly job for each landing day with new or changed files.")
+@sensor(
+    job=nightly_job,
+    minimum_interval_seconds=60,
+    description="Runs the nightly job for each landing day with new or changed files.",
+)
 def landing_sensor(context: SensorEvaluationContext):
     landing_root = Paths.from_env().landing
     valid = set(daily_partitions.get_partition_keys())

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite: fast unit tests, then the integration tests (real Dagster, dbt
-# and the packaged embedding model on small data).
+# The whole test suite, from a fresh clone: installs what is missing (scripts/setup.sh is
+# idempotent), then runs the fast unit tests and the integration tests (real Dagster, dbt
+# and the packaged embedding model on small data). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+./scripts/setup.sh
 export DO_NOT_TRACK=1
 exec .venv/bin/python -m pytest -q "$@"

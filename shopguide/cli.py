@@ -75,7 +75,9 @@ def setup() -> None:
 @import_app.command("online-retail")
 @friendly_errors
 def import_online_retail(
-    path: Annotated[Path | None, typer.Option(help="Online Retail Parquet file (default: the copy shipped in data/).")] = None,
+    path: Annotated[
+        Path | None, typer.Option(help="Online Retail Parquet file (default: the copy shipped in data/).")
+    ] = None,
 ) -> None:
     """Turn the Online Retail invoice lines into daily landing files."""
     from shopguide.sources.online_retail import DEFAULT_PATH
@@ -110,7 +112,10 @@ def generate(
     if fmt not in ("jsonl", "parquet"):
         raise UserError(f"--format {fmt!r}: use jsonl or parquet.")
     config = SyntheticConfig(
-        events=events, seed=seed, start_date=parse_day(start_date, "--start-date"), days=days,
+        events=events,
+        seed=seed,
+        start_date=parse_day(start_date, "--start-date"),
+        days=days,
         malformed_share=malformed_share,
     )
     summary = run_generate(paths().landing, config, fmt=fmt)
@@ -122,11 +127,19 @@ def generate(
 
 
 def _report_run(outcome) -> None:
-    span = f"{outcome.first_day}" if outcome.first_day == outcome.last_day else f"{outcome.first_day}..{outcome.last_day}"
+    span = (
+        f"{outcome.first_day}"
+        if outcome.first_day == outcome.last_day
+        else f"{outcome.first_day}..{outcome.last_day}"
+    )
     if outcome.success:
         typer.echo(f"run {outcome.run_id} succeeded for {span}")
     else:
-        typer.secho(f"run {outcome.run_id} FAILED for {span}; see `shopguide ui` → Runs.", fg=typer.colors.RED, err=True)
+        typer.secho(
+            f"run {outcome.run_id} FAILED for {span}; see `shopguide ui` → Runs.",
+            fg=typer.colors.RED,
+            err=True,
+        )
     for check in outcome.failed_checks:
         typer.secho(f"  check did not pass: {check}", fg=typer.colors.YELLOW, err=True)
     if not outcome.success:
@@ -181,7 +194,9 @@ def search(
     category: Annotated[str | None, typer.Option(help="Category path prefix, e.g. 'Home > Kitchen'.")] = None,
     min_price: Annotated[float | None, typer.Option(help="Lowest price.")] = None,
     max_price: Annotated[float | None, typer.Option(help="Highest price.")] = None,
-    include_out_of_stock: Annotated[bool, typer.Option(help="Also show delisted / out-of-stock products.")] = False,
+    include_out_of_stock: Annotated[
+        bool, typer.Option(help="Also show delisted / out-of-stock products.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Semantic product search over the product embeddings."""
@@ -189,8 +204,9 @@ def search(
     from embeddings.store import connect as connect_lancedb
     from orchestration.resources import EmbeddingEncoder
 
-    filters = SearchFilters(category=category, min_price=min_price, max_price=max_price,
-                            in_stock_only=not include_out_of_stock)
+    filters = SearchFilters(
+        category=category, min_price=min_price, max_price=max_price, in_stock_only=not include_out_of_stock
+    )
     rows = search_products(connect_lancedb(paths().lancedb), EmbeddingEncoder().encoder(), query, k, filters)
     if as_json:
         echo_json(rows)
@@ -230,8 +246,18 @@ def ui(
     home.export()
     ensure_manifest()
     typer.echo(f"Dagster UI on http://127.0.0.1:{port} (data in {home.home}); Ctrl-C stops it.")
-    command = [sys.executable, "-m", "dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
-               "--host", "127.0.0.1", "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        str(REPO_ROOT / "workspace.yaml"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     process = subprocess.Popen(command, cwd=REPO_ROOT)
     try:
         process.wait()

@@ -40,7 +40,9 @@ def ensure_manifest() -> Path:
     dbt = Path(sys.executable).with_name("dbt")
     result = subprocess.run(
         [str(dbt), "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)],
-        env=env, capture_output=True, text=True,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         raise RuntimeError(f"dbt parse failed:\n{result.stdout}\n{result.stderr}")

@@ -11,8 +11,14 @@ from warehouse.landing import landing_days
 from warehouse.store import connect
 
 SUMMARY_TABLES = (
-    "raw_events", "quarantined_events", "fct_events", "fct_sessions", "dim_products",
-    "dim_users", "fct_user_product_interactions", "fct_daily_product_metrics",
+    "raw_events",
+    "quarantined_events",
+    "fct_events",
+    "fct_sessions",
+    "dim_products",
+    "dim_users",
+    "fct_user_product_interactions",
+    "fct_daily_product_metrics",
 )
 
 
@@ -66,7 +72,9 @@ def run_demo(paths: Paths) -> DemoSummary:
                 "select count(*) from information_schema.tables where table_name = ?", [name]
             ).fetchone()[0]
         }
-        reasons = dict(con.execute(
-            "select reason, count(*) from quarantined_events group by reason order by reason"
-        ).fetchall())
+        reasons = dict(
+            con.execute(
+                "select reason, count(*) from quarantined_events group by reason order by reason"
+            ).fetchall()
+        )
     return DemoSummary(paths, imported, outcome, rows, reasons)

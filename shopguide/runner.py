@@ -36,9 +36,7 @@ def validate_range(first: date, last: date) -> None:
         raise ValueError(f"{first} is before the first partition ({earliest}).")
     last_key = daily_partitions.get_last_partition_key()
     if last_key is None or last > date.fromisoformat(last_key):
-        raise ValueError(
-            f"{last} has no partition yet: the latest complete landing day is {last_key} (UTC)."
-        )
+        raise ValueError(f"{last} has no partition yet: the latest complete landing day is {last_key} (UTC).")
 
 
 def run_range(paths: Paths, first: date, last: date) -> RunOutcome:

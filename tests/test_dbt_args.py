@@ -1,5 +1,5 @@
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -7,8 +7,8 @@ from orchestration.dbt_args import dbt_build_args, landing_window
 
 
 def test_one_day_partition_is_a_one_day_window():
-    start = datetime(2011, 3, 14, tzinfo=timezone.utc)
-    end = datetime(2011, 3, 15, tzinfo=timezone.utc)
+    start = datetime(2011, 3, 14, tzinfo=UTC)
+    end = datetime(2011, 3, 15, tzinfo=UTC)
     assert landing_window(start, end) == (date(2011, 3, 14), date(2011, 3, 14))
 
 

@@ -41,5 +41,8 @@ def test_groups_are_set_for_the_ui(dbt_manifest):
     from orchestration.definitions import defs
 
     graph = defs.resolve_asset_graph()
-    groups = {name: graph.get(AssetKey(name)).group_name for name in ("raw_events", "stg_shop__events", "fct_events")}
+    groups = {
+        name: graph.get(AssetKey(name)).group_name
+        for name in ("raw_events", "stg_shop__events", "fct_events")
+    }
     assert groups == {"raw_events": "event_log", "stg_shop__events": "staging", "fct_events": "marts"}

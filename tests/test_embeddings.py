@@ -54,9 +54,13 @@ def test_fake_encoder_is_deterministic_and_unit_length():
 
 
 def test_product_text_uses_what_the_catalog_has():
-    assert product_text("A", "Red  Mug ", "Home > Mugs", "Acme", "Stoneware.") == \
-        "Red Mug. category: Home > Mugs. brand: Acme. Stoneware."
-    assert product_text("85123A", "WHITE HANGING HEART T-LIGHT HOLDER") == "WHITE HANGING HEART T-LIGHT HOLDER"
+    assert (
+        product_text("A", "Red  Mug ", "Home > Mugs", "Acme", "Stoneware.")
+        == "Red Mug. category: Home > Mugs. brand: Acme. Stoneware."
+    )
+    assert (
+        product_text("85123A", "WHITE HANGING HEART T-LIGHT HOLDER") == "WHITE HANGING HEART T-LIGHT HOLDER"
+    )
     assert product_text("X9", None) == "product X9"
     assert text_hash("a") != text_hash("b") and len(text_hash("a")) == 16
 
@@ -70,8 +74,7 @@ def test_only_new_or_changed_products_are_encoded(tmp_path):
     assert again.version == first.version  # nothing changed: no new LanceDB version
     assert len(encoder.texts_seen) == 3
 
-    renamed = catalog(title=["Red Ceramic Mug", "Green Tea Caddy", "Garden Hose 20m"],
-                      price=[9.0, 4.5, 25.0])
+    renamed = catalog(title=["Red Ceramic Mug", "Green Tea Caddy", "Garden Hose 20m"], price=[9.0, 4.5, 25.0])
     third = sync_product_embeddings(db, renamed, encoder, NOW + timedelta(days=2))
     assert (third.encoded, third.metadata_updated) == (1, 1)  # B re-encoded; A's price rewritten
     assert encoder.texts_seen[-1].startswith("Green Tea Caddy")
@@ -108,11 +111,17 @@ def test_search_ranks_the_matching_text_first_and_applies_filters(tmp_path):
     query = product_text("B", "Green Tea Tin", "Food > Tea", None, "Loose leaf.")
     assert search_products(db, encoder, query, k=1)[0]["product_id"] == "B"
     assert search_products(db, encoder, query, k=1)[0]["score"] == pytest.approx(1.0, abs=1e-5)
-    assert [r["product_id"] for r in search_products(db, encoder, query, 5, SearchFilters(category="Home"))] == ["A"]
-    assert [r["product_id"] for r in search_products(db, encoder, query, 5, SearchFilters(max_price=5))] == ["B"]
+    assert [
+        r["product_id"] for r in search_products(db, encoder, query, 5, SearchFilters(category="Home"))
+    ] == ["A"]
+    assert [r["product_id"] for r in search_products(db, encoder, query, 5, SearchFilters(max_price=5))] == [
+        "B"
+    ]
     # The delisted hose shows only when asked for.
     assert "C" not in {r["product_id"] for r in search_products(db, encoder, "hose", 5)}
-    assert "C" in {r["product_id"] for r in search_products(db, encoder, "hose", 5, SearchFilters(in_stock_only=False))}
+    assert "C" in {
+        r["product_id"] for r in search_products(db, encoder, "hose", 5, SearchFilters(in_stock_only=False))
+    }
 
 
 def test_search_refuses_a_different_model_and_bad_requests(tmp_path):
@@ -132,12 +141,18 @@ def events(rows):
 
 def test_weights_follow_event_type_recency_and_clip_returns_at_zero():
     t = datetime(2024, 1, 31)
-    weights = product_weights(events([
-        ("u1", "A", "view", t - timedelta(days=30)),      # 1 × 0.5
-        ("u1", "A", "purchase", t),                       # 5
-        ("u1", "B", "purchase", t - timedelta(days=1)),
-        ("u1", "B", "return", t),                         # 5·0.5^(1/30) − 5 < 0 → 0
-    ]), half_life_days=30, weights=WEIGHTS).sort("product_id")
+    weights = product_weights(
+        events(
+            [
+                ("u1", "A", "view", t - timedelta(days=30)),  # 1 × 0.5
+                ("u1", "A", "purchase", t),  # 5
+                ("u1", "B", "purchase", t - timedelta(days=1)),
+                ("u1", "B", "return", t),  # 5·0.5^(1/30) − 5 < 0 → 0
+            ]
+        ),
+        half_life_days=30,
+        weights=WEIGHTS,
+    ).sort("product_id")
     assert weights["weight"].to_list() == pytest.approx([5.5, 0.0])
 
 
@@ -145,11 +160,21 @@ def test_user_vector_is_the_weighted_mean_of_its_products():
     ids = ["A", "B", "C"]
     matrix = np.eye(3, dtype=np.float32)
     t = datetime(2024, 1, 31)
-    result = user_vectors(events([
-        ("u1", "A", "purchase", t), ("u1", "B", "view", t),
-        ("u2", "C", "purchase", t), ("u2", "C", "return", t),  # everything returned: no vector
-        ("u3", "Z", "purchase", t),                             # product without a vector
-    ]), ids, matrix, 30, WEIGHTS)
+    result = user_vectors(
+        events(
+            [
+                ("u1", "A", "purchase", t),
+                ("u1", "B", "view", t),
+                ("u2", "C", "purchase", t),
+                ("u2", "C", "return", t),  # everything returned: no vector
+                ("u3", "Z", "purchase", t),  # product without a vector
+            ]
+        ),
+        ids,
+        matrix,
+        30,
+        WEIGHTS,
+    )
     assert result.user_ids == ["u1"]
     expected = np.array([5, 1, 0]) / np.sqrt(26)
     assert np.allclose(result.vectors[0], expected, atol=1e-6)
@@ -168,20 +193,33 @@ def test_a_vector_does_not_depend_on_when_it_is_computed():
 
 def random_history(rng, users, products, n, start):
     return [
-        (f"u{rng.integers(users)}", f"P{rng.integers(products)}",
-         str(rng.choice(["view", "view", "view", "add_to_cart", "purchase", "return", "remove_from_cart"])),
-         start + timedelta(minutes=int(rng.integers(60 * 24 * 30))))
+        (
+            f"u{rng.integers(users)}",
+            f"P{rng.integers(products)}",
+            str(
+                rng.choice(["view", "view", "view", "add_to_cart", "purchase", "return", "remove_from_cart"])
+            ),
+            start + timedelta(minutes=int(rng.integers(60 * 24 * 30))),
+        )
         for _ in range(n)
     ]
 
 
 def test_incremental_user_update_equals_a_full_recompute(tmp_path):
     rng = np.random.default_rng(7)
-    products = pl.DataFrame({
-        "product_id": [f"P{i}" for i in range(40)], "title": [f"Product number {i}" for i in range(40)],
-        "description": [None] * 40, "category_path": ["Home"] * 40, "top_category": ["Home"] * 40,
-        "brand": [None] * 40, "price": [1.0] * 40, "is_listed": [True] * 40, "is_merchandise": [True] * 40,
-    })
+    products = pl.DataFrame(
+        {
+            "product_id": [f"P{i}" for i in range(40)],
+            "title": [f"Product number {i}" for i in range(40)],
+            "description": [None] * 40,
+            "category_path": ["Home"] * 40,
+            "top_category": ["Home"] * 40,
+            "brand": [None] * 40,
+            "price": [1.0] * 40,
+            "is_listed": [True] * 40,
+            "is_merchandise": [True] * 40,
+        }
+    )
     day_one = events(random_history(rng, 30, 40, 600, datetime(2024, 1, 1)))
     day_two = events(random_history(rng, 30, 40, 80, datetime(2024, 1, 31)))
     everything = pl.concat([day_one, day_two])
@@ -194,11 +232,15 @@ def test_incremental_user_update_equals_a_full_recompute(tmp_path):
     first = sync_user_embeddings(incremental, loader(day_one), set(), NOW, 30, full=False)
     assert first.full  # nothing there yet
     # Day two: two products renamed (re-encoded) and new events for some users.
-    renamed = products.with_columns(title=pl.when(pl.col("product_id").is_in(["P3", "P4"]))
-                                    .then(pl.lit("Renamed")).otherwise(pl.col("title")))
+    renamed = products.with_columns(
+        title=pl.when(pl.col("product_id").is_in(["P3", "P4"]))
+        .then(pl.lit("Renamed"))
+        .otherwise(pl.col("title"))
+    )
     sync_product_embeddings(incremental, renamed, HashingEncoder(16), NOW + timedelta(days=1))
-    second = sync_user_embeddings(incremental, loader(everything), set(day_two["user_id"].to_list()),
-                                  NOW + timedelta(days=1), 30)
+    second = sync_user_embeddings(
+        incremental, loader(everything), set(day_two["user_id"].to_list()), NOW + timedelta(days=1), 30
+    )
     assert not second.full and second.recomputed < 30
 
     full = connect(tmp_path / "full")

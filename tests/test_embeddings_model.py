@@ -53,13 +53,25 @@ def test_search_over_a_few_hundred_real_products(tmp_path, encoder):
         .unique("StockCode", keep="first", maintain_order=True)
         .head(400)
     )
-    products = pl.DataFrame({
-        "product_id": titles["StockCode"], "title": titles["Description"],
-        "description": [None] * titles.height, "category_path": [None] * titles.height,
-        "top_category": [None] * titles.height, "brand": [None] * titles.height,
-        "price": titles["UnitPrice"], "is_listed": [True] * titles.height,
-        "is_merchandise": [True] * titles.height,
-    }, schema_overrides={"description": pl.Utf8, "category_path": pl.Utf8, "top_category": pl.Utf8, "brand": pl.Utf8})
+    products = pl.DataFrame(
+        {
+            "product_id": titles["StockCode"],
+            "title": titles["Description"],
+            "description": [None] * titles.height,
+            "category_path": [None] * titles.height,
+            "top_category": [None] * titles.height,
+            "brand": [None] * titles.height,
+            "price": titles["UnitPrice"],
+            "is_listed": [True] * titles.height,
+            "is_merchandise": [True] * titles.height,
+        },
+        schema_overrides={
+            "description": pl.Utf8,
+            "category_path": pl.Utf8,
+            "top_category": pl.Utf8,
+            "brand": pl.Utf8,
+        },
+    )
     db = connect(tmp_path)
     result = sync_product_embeddings(db, products, encoder, datetime(2024, 1, 1))
     assert result.encoded == 400

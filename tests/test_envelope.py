@@ -33,8 +33,10 @@ def test_valid_event_is_normalised_to_utc_and_upper_case_currency():
 
 
 def test_guest_event_has_no_user_and_search_needs_no_product():
-    row = validate_event(event(event_type="search", user_id=None, product_id=None, quantity=None,
-                               price=None, query="red mug"), WINDOW)
+    row = validate_event(
+        event(event_type="search", user_id=None, product_id=None, quantity=None, price=None, query="red mug"),
+        WINDOW,
+    )
     assert row["user_id"] is None and row["product_id"] is None and row["query"] == "red mug"
 
 

@@ -12,8 +12,14 @@ DAY = date(2024, 3, 10)
 
 
 def good(event_id: str, **extra) -> dict:
-    record = {"event_id": event_id, "event_type": "view", "occurred_at": "2024-03-10T09:00:00Z",
-              "user_id": "u1", "session_id": "s1", "product_id": "P1"}
+    record = {
+        "event_id": event_id,
+        "event_type": "view",
+        "occurred_at": "2024-03-10T09:00:00Z",
+        "user_id": "u1",
+        "session_id": "s1",
+        "product_id": "P1",
+    }
     record.update(extra)
     return record
 
@@ -35,9 +41,16 @@ def write_day(landing, day=DAY):
     (folder / "tracker.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     with gzip.open(folder / "export.jsonl.gz", "wb") as handle:
         handle.write(orjson.dumps(good("g1")) + b"\n" + orjson.dumps(good("g2")) + b"\n")
-    table = pa.table({"event_id": ["p1", "p2"], "event_type": ["purchase", "purchase"],
-                      "occurred_at": ["2024-03-10T10:00:00Z"] * 2, "product_id": ["P1", "P2"],
-                      "quantity": [1, -1], "price": [2.5, 2.5]})
+    table = pa.table(
+        {
+            "event_id": ["p1", "p2"],
+            "event_type": ["purchase", "purchase"],
+            "occurred_at": ["2024-03-10T10:00:00Z"] * 2,
+            "product_id": ["P1", "P2"],
+            "quantity": [1, -1],
+            "price": [2.5, 2.5],
+        }
+    )
     pq.write_table(table, folder / "shop.parquet")
     (folder / "notes.txt").write_text("not a landing file: ignored")
     (folder / ".shop.jsonl.tmp").write_text("a producer's half-written file: ignored")
@@ -46,7 +59,11 @@ def write_day(landing, day=DAY):
 def test_every_line_is_accepted_or_quarantined_with_a_reason(tmp_path):
     write_day(tmp_path)
     result = ingest_landing_day(tmp_path, DAY)
-    assert result.files == ["2024-03-10/export.jsonl.gz", "2024-03-10/shop.parquet", "2024-03-10/tracker.jsonl"]
+    assert result.files == [
+        "2024-03-10/export.jsonl.gz",
+        "2024-03-10/shop.parquet",
+        "2024-03-10/tracker.jsonl",
+    ]
     assert result.lines_read == 13
     assert sorted(r["event_id"] for r in result.accepted) == ["a1", "a4", "g1", "g2", "p1"]
     assert result.reasons() == {
@@ -70,7 +87,8 @@ def test_replacing_a_partition_touches_no_other_day(tmp_path):
     other = date(2024, 3, 11)
     (tmp_path / other.isoformat()).mkdir()
     (tmp_path / other.isoformat() / "t.jsonl").write_bytes(
-        orjson.dumps(good("b1", occurred_at="2024-03-11T09:00:00Z")) + b"\n")
+        orjson.dumps(good("b1", occurred_at="2024-03-11T09:00:00Z")) + b"\n"
+    )
     db = tmp_path / "w.duckdb"
     with connect(db) as con:
         for day in (DAY, other):

@@ -21,8 +21,16 @@ def read_events(landing: Path) -> list[dict]:
 def write_source(tmp_path: Path, rows: list[tuple]) -> Path:
     frame = pl.DataFrame(
         rows,
-        schema=["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice",
-                "CustomerID", "Country"],
+        schema=[
+            "InvoiceNo",
+            "StockCode",
+            "Description",
+            "Quantity",
+            "InvoiceDate",
+            "UnitPrice",
+            "CustomerID",
+            "Country",
+        ],
         orient="row",
     )
     path = tmp_path / "source.parquet"
@@ -33,10 +41,46 @@ def write_source(tmp_path: Path, rows: list[tuple]) -> Path:
 @pytest.fixture
 def crafted(tmp_path):
     rows = [
-        ("536365", "85123A", "WHITE HANGING HEART T-LIGHT HOLDER", 6, datetime(2010, 12, 1, 8, 26), 2.55, 17850.0, "United Kingdom"),
-        ("536366", "85123a", "WHITE HANGING HEART T-LIGHT HOLDER ", 2, datetime(2011, 6, 1, 0, 30), 2.55, None, "France"),
-        ("C536379", "85123A", "WHITE HANGING HEART T-LIGHT HOLDER", -1, datetime(2011, 6, 2, 9, 0), 2.55, 17850.0, "United Kingdom"),
-        ("536380", "85123A", "CREAM HANGING HEART T-LIGHT HOLDER", 1, datetime(2011, 6, 3, 9, 0), 2.95, 17850.0, "United Kingdom"),
+        (
+            "536365",
+            "85123A",
+            "WHITE HANGING HEART T-LIGHT HOLDER",
+            6,
+            datetime(2010, 12, 1, 8, 26),
+            2.55,
+            17850.0,
+            "United Kingdom",
+        ),
+        (
+            "536366",
+            "85123a",
+            "WHITE HANGING HEART T-LIGHT HOLDER ",
+            2,
+            datetime(2011, 6, 1, 0, 30),
+            2.55,
+            None,
+            "France",
+        ),
+        (
+            "C536379",
+            "85123A",
+            "WHITE HANGING HEART T-LIGHT HOLDER",
+            -1,
+            datetime(2011, 6, 2, 9, 0),
+            2.55,
+            17850.0,
+            "United Kingdom",
+        ),
+        (
+            "536380",
+            "85123A",
+            "CREAM HANGING HEART T-LIGHT HOLDER",
+            1,
+            datetime(2011, 6, 3, 9, 0),
+            2.95,
+            17850.0,
+            "United Kingdom",
+        ),
         ("536381", "85123A", "damaged", -12, datetime(2011, 6, 4, 9, 0), 0.0, None, "United Kingdom"),
         ("536382", "POST", "POSTAGE", 1, datetime(2011, 6, 4, 10, 0), 18.0, 12583.0, "France"),
         ("536383", "22633", "nan", 1, datetime(2011, 6, 4, 11, 0), 0.0, None, "United Kingdom"),
@@ -60,8 +104,11 @@ def test_mapping_of_crafted_lines(tmp_path, crafted):
     assert (cancellation["event_type"], cancellation["quantity"]) == ("return", 1)
     assert events["online-retail:line:6"]["properties"]["merchandise"] is False
     # Catalog: first sighting, one title change; the warehouse note "damaged" is not a title.
-    upserts = sorted((e["event_id"], e["properties"]["title"]) for e in events.values()
-                     if e["event_type"] == "product_upserted")
+    upserts = sorted(
+        (e["event_id"], e["properties"]["title"])
+        for e in events.values()
+        if e["event_type"] == "product_upserted"
+    )
     assert upserts == [
         ("online-retail:product:85123A:1", "WHITE HANGING HEART T-LIGHT HOLDER"),
         ("online-retail:product:85123A:2", "CREAM HANGING HEART T-LIGHT HOLDER"),
@@ -85,7 +132,9 @@ def test_reimport_writes_identical_files(tmp_path, crafted):
     files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*.gz"))
     assert files_a == files_b
     for rel in files_a:
-        assert gzip.decompress((tmp_path / "a" / rel).read_bytes()) == gzip.decompress((tmp_path / "b" / rel).read_bytes())
+        assert gzip.decompress((tmp_path / "a" / rel).read_bytes()) == gzip.decompress(
+            (tmp_path / "b" / rel).read_bytes()
+        )
 
 
 def test_missing_or_wrong_file_gives_a_clear_error(tmp_path):
@@ -102,9 +151,12 @@ def test_the_shipped_file_is_accounted_for_line_by_line(tmp_path):
     assert summary.source_lines == summary.line_events == 541_909
     assert summary.by_type["return"] == 9_288
     events = pl.concat(
-        [pl.read_ndjson(p, schema_overrides={"user_id": pl.Utf8}, infer_schema_length=None)
-         .select("event_id", "event_type", "session_id", "user_id", "product_id")
-         for p in sorted(tmp_path.rglob("*.jsonl.gz"))],
+        [
+            pl.read_ndjson(p, schema_overrides={"user_id": pl.Utf8}, infer_schema_length=None).select(
+                "event_id", "event_type", "session_id", "user_id", "product_id"
+            )
+            for p in sorted(tmp_path.rglob("*.jsonl.gz"))
+        ],
         how="diagonal_relaxed",
     )
     lines = events.filter(pl.col("event_id").str.starts_with("online-retail:line:"))

@@ -26,37 +26,74 @@ D1, D2, D3 = date(2024, 1, 1), date(2024, 1, 2), date(2024, 1, 3)
 
 
 def ev(event_id, event_type, at, product=None, user=None, session=None, **extra):
-    record = {"event_id": event_id, "event_type": event_type, "occurred_at": at,
-              "product_id": product, "user_id": user, "session_id": session}
+    record = {
+        "event_id": event_id,
+        "event_type": event_type,
+        "occurred_at": at,
+        "product_id": product,
+        "user_id": user,
+        "session_id": session,
+    }
     record.update(extra)
     return orjson.dumps(record)
 
 
 LANDING = {
     D1: [
-        ev("c1", "product_upserted", "2024-01-01T00:00:00Z", "p1", price=10.0,
-           properties={"title": "Blue Ceramic Mug", "category": "Home > Kitchen > Mugs", "brand": "Acme"}),
-        ev("c2", "product_upserted", "2024-01-01T00:00:00Z", "p2", price=4.0,
-           properties={"title": "Green Tea Tin", "category": "Food > Tea", "brand": "Leaf"}),
-        ev("c3", "product_upserted", "2024-01-01T00:00:00Z", "POST", price=5.0,
-           properties={"title": "Postage", "merchandise": False}),
+        ev(
+            "c1",
+            "product_upserted",
+            "2024-01-01T00:00:00Z",
+            "p1",
+            price=10.0,
+            properties={"title": "Blue Ceramic Mug", "category": "Home > Kitchen > Mugs", "brand": "Acme"},
+        ),
+        ev(
+            "c2",
+            "product_upserted",
+            "2024-01-01T00:00:00Z",
+            "p2",
+            price=4.0,
+            properties={"title": "Green Tea Tin", "category": "Food > Tea", "brand": "Leaf"},
+        ),
+        ev(
+            "c3",
+            "product_upserted",
+            "2024-01-01T00:00:00Z",
+            "POST",
+            price=5.0,
+            properties={"title": "Postage", "merchandise": False},
+        ),
         ev("e1", "view", "2024-01-01T10:00:00Z", "P1", "u1", "s1"),
         ev("e2", "add_to_cart", "2024-01-01T10:02:00Z", "P1", "u1", "s1", quantity=2),
         ev("e3", "purchase", "2024-01-01T10:05:00Z", "P1", "u1", "s1", quantity=2, price=10.0),
-        ev("e4", "purchase", "2024-01-01T10:05:00Z", "POST", "u1", "s1", quantity=1, price=5.0,
-           properties={"merchandise": False}),
+        ev(
+            "e4",
+            "purchase",
+            "2024-01-01T10:05:00Z",
+            "POST",
+            "u1",
+            "s1",
+            quantity=1,
+            price=5.0,
+            properties={"merchandise": False},
+        ),
         ev("e5", "search", "2024-01-01T11:00:00Z", None, None, "g1", query="Tea"),
         ev("e6", "view", "2024-01-01T11:01:00Z", "p2", None, "g1"),
         b"{broken json",
     ],
     D2: [
-        ev("e3", "purchase", "2024-01-01T10:05:00Z", "P1", "u1", "s1", quantity=2, price=10.0),  # replayed duplicate
+        ev(
+            "e3", "purchase", "2024-01-01T10:05:00Z", "P1", "u1", "s1", quantity=2, price=10.0
+        ),  # replayed duplicate
         ev("e7", "view", "2024-01-02T09:00:00Z", "p2", "u1", "s2"),
         ev("e8", "view", "2024-01-02T09:50:00Z", "p1", "u1", "s2"),  # 50 idle minutes: a new session
         ev("c4", "product_delisted", "2024-01-02T12:00:00Z", "p2"),
     ],
     D3: [
-        ev("e9", "purchase", "2024-01-01T15:00:00Z", "p2", "u2", "s9", quantity=1, price=4.0),  # late: occurred on D1
+        ev(
+            "e9", "purchase", "2024-01-01T15:00:00Z", "p2", "u2", "s9", quantity=1, price=4.0
+        ),  # late: occurred on D1
         ev("e10", "return", "2024-01-03T08:00:00Z", "p1", "u1", "s3", quantity=1, price=10.0),
         ev("e11", "view", "2024-01-03T08:00:00Z", "p1", "u1", "s3", quantity="many"),  # wrong type
     ],
@@ -99,7 +136,9 @@ def test_counts_reconcile_from_landing_line_to_mart(landed, monkeypatch):
     assert logged == (17, 15, 2)
     assert query(landed, "select count(*) from raw_events")[0][0] == 15
     assert query(landed, "select reason, count(*) from quarantined_events group by 1 order by 1") == [
-        ("malformed_json", 1), ("wrong_type", 1)]
+        ("malformed_json", 1),
+        ("wrong_type", 1),
+    ]
     # 15 accepted - 1 duplicate = 14 distinct; 4 are catalog events → 10 shopper events.
     assert query(landed, "select count(*) from stg_shop__events")[0][0] == 14
     assert query(landed, "select count(*) from fct_events")[0][0] == 10
@@ -107,15 +146,25 @@ def test_counts_reconcile_from_landing_line_to_mart(landed, monkeypatch):
     assert query(landed, "select landed_on from fct_events where event_id = 'e3'") == [(D1,)]
     # Ids normalised: 'p1' and 'P1' are one product.
     assert query(landed, "select product_id, is_listed, title from dim_products order by 1") == [
-        ("P1", True, "Blue Ceramic Mug"), ("P2", False, "Green Tea Tin"), ("POST", True, "Postage")]
+        ("P1", True, "Blue Ceramic Mug"),
+        ("P2", False, "Green Tea Tin"),
+        ("POST", True, "Postage"),
+    ]
     # u1: D1 10:00-10:05 (s1) | D2 09:00 | D2 09:50 | D3 08:00 → four sessions; u2 one; guest g1 one.
     assert query(landed, "select actor_key, count(*) from fct_sessions group by 1 order by 1") == [
-        ("guest:g1", 1), ("user:u1", 4), ("user:u2", 1)]
-    assert query(landed, "select views, purchases, units_purchased, returns, interaction_weight "
-                         "from fct_user_product_interactions where interaction_key = 'u1|P1'") == [
-        (2, 1, 2, 1, 1.0 + 3.0 + 5.0 + 1.0 - 5.0)]
+        ("guest:g1", 1),
+        ("user:u1", 4),
+        ("user:u2", 1),
+    ]
+    assert query(
+        landed,
+        "select views, purchases, units_purchased, returns, interaction_weight "
+        "from fct_user_product_interactions where interaction_key = 'u1|P1'",
+    ) == [(2, 1, 2, 1, 1.0 + 3.0 + 5.0 + 1.0 - 5.0)]
     # Postage is kept in the events but is not an interaction worth recommending from.
-    assert query(landed, "select count(*) from fct_user_product_interactions where product_id = 'POST'") == [(0,)]
+    assert query(landed, "select count(*) from fct_user_product_interactions where product_id = 'POST'") == [
+        (0,)
+    ]
     # One vector per product (the delisted tin marked), one per shopper with usable history.
     db = lancedb_connect(landed.lancedb)
     products = read_table(db, PRODUCT_TABLE).sort("product_id")
@@ -127,12 +176,16 @@ def test_counts_reconcile_from_landing_line_to_mart(landed, monkeypatch):
 
 def test_a_late_event_is_reflected_in_its_own_day_after_the_next_run(landed):
     run_days(landed, D1, D2)
-    day_one_p2 = "select purchases from fct_daily_product_metrics where event_date = '2024-01-01' and product_id = 'P2'"
+    day_one_p2 = (
+        "select purchases from fct_daily_product_metrics "
+        "where event_date = '2024-01-01' and product_id = 'P2'"
+    )
     assert query(landed, day_one_p2) == [(0,)]  # only a guest view so far
     run_days(landed, D3)
     assert query(landed, day_one_p2) == [(1,)]
     assert query(landed, "select is_late, event_date, landed_on from fct_events where event_id = 'e9'") == [
-        (True, D1, D3)]
+        (True, D1, D3)
+    ]
 
 
 def test_reruns_and_backfills_are_idempotent_and_order_independent(landed, tmp_path, monkeypatch):
@@ -159,9 +212,18 @@ def test_dbt_unit_tests_pass(landed):
     dbt = Path(sys.executable).with_name("dbt")
     project = Path(__file__).resolve().parent.parent / "dbt_project"
     result = subprocess.run(
-        [str(dbt), "test", "--select", "test_type:unit", "--project-dir", str(project),
-         "--profiles-dir", str(project)],
-        capture_output=True, text=True,
+        [
+            str(dbt),
+            "test",
+            "--select",
+            "test_type:unit",
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(project),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout[-3000:]
     assert "PASS=4" in result.stdout

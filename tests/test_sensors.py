@@ -1,6 +1,3 @@
-import os
-from datetime import date
-
 from orchestration.sensors import landing_run_requests
 
 

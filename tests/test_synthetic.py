@@ -65,9 +65,7 @@ def test_same_seed_gives_identical_bytes_and_another_seed_does_not(tmp_path):
     config = SyntheticConfig(events=1500, days=5, seed=3, malformed_share=0.01)
     first = generate(tmp_path / "a", config)
     second = generate(tmp_path / "b", config)
-    other = generate(
-        tmp_path / "c", SyntheticConfig(events=1500, days=5, seed=4, malformed_share=0.01)
-    )
+    other = generate(tmp_path / "c", SyntheticConfig(events=1500, days=5, seed=4, malformed_share=0.01))
     rel = [p.relative_to(tmp_path / "a") for p in first.files]
     assert rel == [p.relative_to(tmp_path / "b") for p in second.files]
     assert all((tmp_path / "a" / r).read_bytes() == (tmp_path / "b" / r).read_bytes() for r in rel)
@@ -208,9 +206,7 @@ def test_content_is_realistic_enough_to_learn_from(small):
 
 
 def test_parquet_rows_validate_and_carry_no_malformed_lines(tmp_path):
-    config = SyntheticConfig(
-        events=2000, days=6, seed=11, duplicate_share=0.02, malformed_share=0.05
-    )
+    config = SyntheticConfig(events=2000, days=6, seed=11, duplicate_share=0.02, malformed_share=0.05)
     summary = generate(tmp_path / "landing", config, fmt="parquet")
     again = generate(tmp_path / "again", config, fmt="parquet")
     lines = load(tmp_path / "landing")

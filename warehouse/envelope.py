@@ -186,7 +186,9 @@ def validate_event(record: Any, window: Window) -> dict:
         raise InvalidEvent("wrong_type", "event_type must be a string")
     event_type = raw_type.strip().lower()
     if event_type not in EVENT_TYPES:
-        raise InvalidEvent("unknown_event_type", f"event_type {raw_type!r} is not one of {', '.join(EVENT_TYPES)}")
+        raise InvalidEvent(
+            "unknown_event_type", f"event_type {raw_type!r} is not one of {', '.join(EVENT_TYPES)}"
+        )
     occurred_at = parse_timestamp(record.get("occurred_at"), window)
     product_id = _optional_str(record, "product_id", required=event_type in PRODUCT_EVENT_TYPES)
     query = _optional_str(record, "query", required=event_type == "search")

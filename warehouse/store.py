@@ -122,8 +122,18 @@ def ensure_event_log(con: duckdb.DuckDBPyConnection) -> None:
 def _events_table(rows: list[dict]) -> pa.Table:
     columns = {name: [] for name in RAW_EVENTS_SCHEMA.names}
     for row in rows:
-        for name in ("event_id", "event_type", "occurred_at", "user_id", "session_id", "product_id",
-                     "quantity", "price", "currency", "query"):
+        for name in (
+            "event_id",
+            "event_type",
+            "occurred_at",
+            "user_id",
+            "session_id",
+            "product_id",
+            "quantity",
+            "price",
+            "currency",
+            "query",
+        ):
             columns[name].append(row[name])
         props = row["properties"]
         columns["properties"].append(None if props is None else orjson.dumps(props).decode())
@@ -198,9 +208,7 @@ def partition_counts(con: duckdb.DuckDBPyConnection, day: date) -> dict[str, int
     quarantined = con.execute(
         "select count(*) from quarantined_events where _partition_date = ?", [day]
     ).fetchone()[0]
-    logged = con.execute(
-        "select lines_read from ingestion_log where _partition_date = ?", [day]
-    ).fetchone()
+    logged = con.execute("select lines_read from ingestion_log where _partition_date = ?", [day]).fetchone()
     return {
         "accepted": accepted,
         "quarantined": quarantined,

@@ -35,8 +35,16 @@ NON_MERCHANDISE_CODES = frozenset(
     {"POST", "DOT", "C2", "M", "D", "S", "B", "CRUK", "PADS", "AMAZONFEE", "BANK CHARGES"}
 )
 NON_MERCHANDISE_PREFIXES = ("GIFT_",)  # gift vouchers
-EXPECTED_COLUMNS = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate",
-                    "UnitPrice", "CustomerID", "Country")
+EXPECTED_COLUMNS = (
+    "InvoiceNo",
+    "StockCode",
+    "Description",
+    "Quantity",
+    "InvoiceDate",
+    "UnitPrice",
+    "CustomerID",
+    "Country",
+)
 
 
 @dataclass
