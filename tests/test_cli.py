@@ -8,8 +8,17 @@ from typer.testing import CliRunner
 from shopguide.cli import app
 
 runner = CliRunner()
-COMMANDS = [["demo"], ["import", "online-retail"], ["generate"], ["run"], ["backfill"], ["status"],
-            ["search"], ["ui"], ["setup"]]
+COMMANDS = [
+    ["demo"],
+    ["import", "online-retail"],
+    ["generate"],
+    ["run"],
+    ["backfill"],
+    ["status"],
+    ["search"],
+    ["ui"],
+    ["setup"],
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

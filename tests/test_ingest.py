@@ -110,3 +110,19 @@ def test_an_empty_landing_day_is_recorded_as_zero_lines(tmp_path):
         result = ingest_landing_day(tmp_path, DAY)
         replace_partition(con, DAY, result.accepted, result.quarantined, len(result.files))
         assert partition_counts(con, DAY) == {"accepted": 0, "quarantined": 0, "lines_read": 0}
+
+
+def test_a_truncated_gzip_keeps_its_readable_lines_and_quarantines_the_rest(tmp_path):
+    folder = tmp_path / DAY.isoformat()
+    folder.mkdir()
+    body = b"".join(orjson.dumps(good(f"t{i}")) + b"\n" for i in range(200))
+    (folder / "cut.jsonl.gz").write_bytes(gzip.compress(body)[:-40])
+    (folder / "broken.parquet").write_bytes(b"PAR1 not really parquet")
+    result = ingest_landing_day(tmp_path, DAY)
+    unreadable = [q for q in result.quarantined if q["reason"] == "unreadable_file"]
+    assert {q["source_file"] for q in unreadable} == {"2024-03-10/cut.jsonl.gz", "2024-03-10/broken.parquet"}
+    assert len(result.accepted) >= 150  # what could be read stands
+    details = {q["source_file"].split("/")[1]: q["detail"] for q in unreadable}
+    assert details["cut.jsonl.gz"].startswith("EOFError")
+    assert "magic bytes" in details["broken.parquet"]
+    assert result.lines_read == len(result.accepted) + len(result.quarantined)

@@ -6,7 +6,7 @@ import orjson
 import polars as pl
 import pytest
 
-from shopguide.sources.online_retail import DEFAULT_PATH, import_online_retail
+from shopguide.sources.online_retail import DEFAULT_PATH, EXPECTED_COLUMNS, import_online_retail
 from warehouse.envelope import Window, validate_event
 
 
@@ -21,16 +21,7 @@ def read_events(landing: Path) -> list[dict]:
 def write_source(tmp_path: Path, rows: list[tuple]) -> Path:
     frame = pl.DataFrame(
         rows,
-        schema=[
-            "InvoiceNo",
-            "StockCode",
-            "Description",
-            "Quantity",
-            "InvoiceDate",
-            "UnitPrice",
-            "CustomerID",
-            "Country",
-        ],
+        schema=list(EXPECTED_COLUMNS),
         orient="row",
     )
     path = tmp_path / "source.parquet"

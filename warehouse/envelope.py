@@ -55,21 +55,9 @@ QUARANTINE_REASONS = (
     "bad_timestamp",
     "timestamp_out_of_range",
     "invalid_value",
+    "unreadable_file",
 )
 
-COLUMNS = (
-    "event_id",
-    "event_type",
-    "occurred_at",
-    "user_id",
-    "session_id",
-    "product_id",
-    "quantity",
-    "price",
-    "currency",
-    "query",
-    "properties",
-)
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 # RFC 3339 demands a zone: Z or +hh:mm. A bare local time is ambiguous and is refused.

@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 
 import orjson
+from pyarrow import ArrowException
 
 from warehouse.envelope import MAX_LINE_BYTES, InvalidEvent, Window, validate_event
 from warehouse.landing import RawLine, landing_files, read_lines
@@ -82,6 +83,34 @@ def ingest_landing_day(landing_root: Path, day: date) -> IngestResult:
     result = IngestResult()
     window = Window.for_landing_day(day)
     for path in landing_files(landing_root, day):
-        result.files.append(path.relative_to(landing_root).as_posix())
-        ingest_lines(read_lines(path, landing_root), window, result)
+        relative = path.relative_to(landing_root).as_posix()
+        result.files.append(relative)
+        lines = _CountingLines(read_lines(path, landing_root))
+        try:
+            ingest_lines(lines, window, result)
+        except (OSError, EOFError, ValueError, ArrowException) as error:
+            # A truncated gzip or a corrupt Parquet file: the lines read so far stand, and
+            # the unreadable rest is one quarantined entry that names the file and the error.
+            result.quarantined.append(
+                {
+                    "source_file": relative,
+                    "line_number": lines.last + 1,
+                    "reason": "unreadable_file",
+                    "detail": f"{type(error).__name__}: {error}"[:500],
+                    "raw_text": "",
+                }
+            )
     return result
+
+
+class _CountingLines:
+    """Wraps a line iterator and remembers the last line number it handed out."""
+
+    def __init__(self, lines):
+        self._lines = lines
+        self.last = 0
+
+    def __iter__(self):
+        for line in self._lines:
+            self.last = line.line_number
+            yield line

@@ -41,7 +41,12 @@ def landing_files(landing_root: Path, day: date) -> list[Path]:
     folder = day_folder(landing_root, day)
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(LANDING_SUFFIXES))
+    # Hidden files are producers' work in progress (write_jsonl's ".name.tmp").
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.name.endswith(LANDING_SUFFIXES) and not p.name.startswith(".")
+    )
 
 
 def landing_days(landing_root: Path) -> list[date]:

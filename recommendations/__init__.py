@@ -1,0 +1,1 @@
+"""Precomputed recommendation tables: per-user top-K, similar products, popular and trending."""

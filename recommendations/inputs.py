@@ -1,0 +1,116 @@
+"""Everything the recommenders read, gathered once from the marts and LanceDB into arrays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from embeddings.users import product_weights
+from recommendations.signals import cooccurrence_matrix, decayed_popularity, sparse_user_product
+
+
+@dataclass
+class RecInputs:
+    as_of: datetime
+    products: pl.DataFrame  # product_id, title, top_category, is_recommendable, row (0..P-1)
+    product_matrix: np.ndarray  # P × d, unit rows
+    recommendable: np.ndarray  # P bools: listed, merchandise, not excluded
+    users: pl.DataFrame  # user_id, country, user_row (0..U-1)
+    user_matrix: np.ndarray  # U × d, zero rows for users without a vector
+    has_vector: np.ndarray  # U bools
+    history: sp.csr_matrix  # U × P, decayed interaction weights (>= 0)
+    purchased: sp.csr_matrix  # U × P, 1 where the user bought the product
+    cooccurrence: sp.csr_matrix  # P × P, cosine-normalised
+    popularity: np.ndarray  # P, in [0, 1]
+    purchases: pl.DataFrame  # product_id, occurred_at, top_category, country (for popular lists)
+
+    @property
+    def product_ids(self) -> list[str]:
+        return self.products["product_id"].to_list()
+
+
+def build_inputs(
+    products: pl.DataFrame,
+    product_vectors: pl.DataFrame,
+    users: pl.DataFrame,
+    user_vectors: pl.DataFrame,
+    events: pl.DataFrame,
+    as_of: datetime,
+    excluded_product_ids: set[str],
+    history_half_life_days: float,
+    popularity_half_life_days: float,
+) -> RecInputs:
+    """products: dim_products; product_vectors/user_vectors: LanceDB rows (id, vector);
+    users: dim_users (user_id, country); events: fct_events (user_id, session_id, product_id,
+    event_type, occurred_at, country) up to `as_of`."""
+    catalog = (
+        products.join(product_vectors.select("product_id", "vector"), on="product_id", how="inner")
+        .sort("product_id")
+        .with_row_index("row")
+        .with_columns(pl.col("row").cast(pl.Int64))
+    )
+    product_matrix = (
+        np.asarray(catalog["vector"].to_list(), dtype=np.float32)
+        if catalog.height
+        else np.zeros((0, 1), np.float32)
+    )
+    recommendable = (
+        catalog["is_recommendable"].to_numpy()
+        & ~catalog["product_id"].is_in(list(excluded_product_ids)).to_numpy()
+    )
+    rows = catalog.select("product_id", "row")
+
+    people = users.select("user_id", "country").sort("user_id").with_row_index("user_row")
+    people = people.with_columns(pl.col("user_row").cast(pl.Int64))
+    dimension = product_matrix.shape[1]
+    user_matrix = np.zeros((people.height, dimension), dtype=np.float32)
+    has_vector = np.zeros(people.height, dtype=bool)
+    if user_vectors.height:
+        located = people.join(user_vectors.select("user_id", "vector"), on="user_id", how="inner")
+        positions = located["user_row"].to_numpy()
+        user_matrix[positions] = np.asarray(located["vector"].to_list(), dtype=np.float32)
+        has_vector[positions] = True
+
+    events = events.filter(pl.col("occurred_at") <= as_of).join(rows, on="product_id", how="inner")
+    signed_in = events.filter(pl.col("user_id").is_not_null())
+    weights = product_weights(
+        signed_in.select("user_id", "product_id", "event_type", "occurred_at"), history_half_life_days
+    )
+    weights = weights.join(people.select("user_id", "user_row"), on="user_id").join(rows, on="product_id")
+    bought = (
+        signed_in.filter(pl.col("event_type") == "purchase")
+        .select("user_id", "product_id")
+        .unique()
+        .join(people.select("user_id", "user_row"), on="user_id")
+        .join(rows, on="product_id")
+        .with_columns(one=pl.lit(1.0))
+    )
+    baskets = events.filter(pl.col("event_type").is_in(["purchase", "add_to_cart", "view"])).select(
+        session_key=pl.coalesce(pl.col("session_id"), pl.col("user_id")), row=pl.col("row")
+    )
+    purchases = events.filter(pl.col("event_type") == "purchase").join(
+        catalog.select("product_id", "top_category"), on="product_id"
+    )
+    return RecInputs(
+        as_of=as_of,
+        products=catalog.drop("vector"),
+        product_matrix=product_matrix,
+        recommendable=recommendable,
+        users=people,
+        user_matrix=user_matrix,
+        has_vector=has_vector,
+        history=sparse_user_product(weights, people.height, catalog.height, "weight"),
+        purchased=sparse_user_product(bought, people.height, catalog.height, "one"),
+        cooccurrence=cooccurrence_matrix(baskets.filter(pl.col("session_key").is_not_null()), catalog.height),
+        popularity=decayed_popularity(
+            events.select("row", "event_type", "occurred_at"),
+            catalog.height,
+            as_of,
+            popularity_half_life_days,
+        ),
+        purchases=purchases.select("product_id", "occurred_at", "top_category", "country"),
+    )

@@ -1,0 +1,23 @@
+"""Errors of the serving layer, each with a message that says what to do next.
+
+`ServingError` subclasses `ValueError` so the CLI's `friendly_errors` (which already turns
+`ValueError` into a one-line message and exit code 2) prints them without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class ServingError(ValueError):
+    """Something about published data an operator can fix (nothing published, unknown id, ...)."""
+
+
+class SnapshotExists(ServingError):
+    """A snapshot id is taken: snapshots are immutable, so it is never overwritten."""
+
+
+class SnapshotNotFound(ServingError):
+    """No complete snapshot with that id under the serving root."""
+
+
+class PublishBlocked(ServingError):
+    """The quality gate failed (or was never run) and `force` was not given."""

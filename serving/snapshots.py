@@ -1,0 +1,302 @@
+"""Immutable snapshots of the recommendation tables: what a storefront reads.
+
+Why files and not the warehouse: the pipeline's DuckDB file cannot be opened by any reader
+while a run writes it (../shared/STACK.md, "DuckDB locking"). So each publish candidate is
+copied out to `root/snapshots/<snapshot_id>/`: one Parquet file per table plus
+`manifest.json`. Nothing ever rewrites those files, so a reader that picked a snapshot keeps
+a consistent view however many versions are published meanwhile.
+
+Complete or absent: a snapshot is written into a hidden temporary folder next to the final
+one and renamed into place in one `os.rename`. A crash leaves at most a `.tmp-*` folder,
+which `list_snapshots` ignores (and `sweep_temp` removes). `gate.json`, written later by
+`serving.publish`, is the one mutable sidecar of a snapshot folder; Parquet files and the
+manifest are made read-only.
+
+Checksums are order-independent (sum of per-row hashes modulo 2**64, as in
+warehouse/status.py) so the same rows in another order give the same checksum and a
+duplicated row changes it. They must stay comparable across years and library upgrades,
+so the row hash is BLAKE2b of the row's canonical JSON text (columns sorted by name, floats
+in Python's shortest round-trip repr), not polars `hash_rows` or DuckDB `hash()`, whose
+values are only promised within one version (DuckDB's within one process).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import polars as pl
+
+from serving._fs import fsync_dir, iso_utc, utc_now
+from serving.errors import ServingError, SnapshotExists, SnapshotNotFound
+
+FORMAT_VERSION = 1
+SNAPSHOTS_DIR = "snapshots"
+MANIFEST = "manifest.json"
+TEMP_PREFIX = ".tmp-"
+SNAPSHOT_ID_PATTERN = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
+TABLE_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+
+# The contract with the storefront: columns and types of the published tables. Known
+# columns are cast to these types (so Int32 vs Int64 upstream does not change checksums)
+# and written first, in this order; extra columns are kept after them.
+SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "user_recommendations": {
+        "user_id": pl.String,
+        "rank": pl.Int64,
+        "product_id": pl.String,
+        "score": pl.Float64,
+        "content_score": pl.Float64,
+        "graph_score": pl.Float64,
+        "popularity_score": pl.Float64,
+        "reason": pl.String,
+        "source": pl.String,
+    },
+    "similar_products": {
+        "product_id": pl.String,
+        "rank": pl.Int64,
+        "similar_product_id": pl.String,
+        "score": pl.Float64,
+        "content_score": pl.Float64,
+        "cooccurrence_score": pl.Float64,
+        "reason": pl.String,
+        "source": pl.String,
+    },
+    "popular_products": {
+        "list": pl.String,
+        "segment_type": pl.String,
+        "segment": pl.String,
+        "window_days": pl.Int64,
+        "rank": pl.Int64,
+        "product_id": pl.String,
+        "score": pl.Float64,
+        "reason": pl.String,
+    },
+    "products": {
+        "product_id": pl.String,
+        "title": pl.String,
+        "category_path": pl.String,
+        "price": pl.Float64,
+    },
+}
+REQUIRED_TABLES = tuple(SCHEMAS)
+# Sort order on disk: the grain. Deterministic files, and readers can binary-search.
+SORT_KEYS = {
+    "user_recommendations": ["user_id", "rank"],
+    "similar_products": ["product_id", "rank"],
+    "popular_products": ["list", "segment_type", "segment", "window_days", "rank"],
+    "products": ["product_id"],
+}
+KNOWN_MANIFEST_FIELDS = ("partition_date", "embedding_version", "model_fingerprint", "config")
+
+
+@dataclass(frozen=True)
+class SnapshotManifest:
+    """What `manifest.json` holds. `extra` keeps caller fields this version does not know."""
+
+    snapshot_id: str
+    created_at: str
+    partition_date: str | None
+    row_counts: dict[str, int]
+    checksums: dict[str, str]
+    columns: dict[str, dict[str, str]]
+    content_checksum: str
+    embedding_version: object = None
+    model_fingerprint: str | None = None
+    config: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SnapshotManifest:
+        known = {name for name in cls.__dataclass_fields__}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+def snapshots_dir(root: Path) -> Path:
+    return Path(root) / SNAPSHOTS_DIR
+
+
+def snapshot_dir(root: Path, snapshot_id: str) -> Path:
+    """The folder of a snapshot; refuses ids that are not snapshot ids (no `../` tricks)."""
+    if not isinstance(snapshot_id, str) or not SNAPSHOT_ID_PATTERN.match(snapshot_id):
+        raise SnapshotNotFound(
+            f"{snapshot_id!r} is not a snapshot id (expected e.g. 20111209T020000Z-1a2b3c4d); "
+            "`shopguide versions` lists them."
+        )
+    return snapshots_dir(root) / snapshot_id
+
+
+def _canonical(df: pl.DataFrame, name: str) -> pl.DataFrame:
+    schema = SCHEMAS.get(name, {})
+    missing = [column for column in schema if column not in df.columns]
+    if missing:
+        raise ServingError(
+            f"table {name!r} lacks columns {missing}; the serving contract (serving.snapshots.SCHEMAS) "
+            f"needs {list(schema)}."
+        )
+    extras = sorted(column for column in df.columns if column not in schema)
+    try:
+        known = [pl.col(column).cast(dtype, strict=True) for column, dtype in schema.items()]
+        out = df.select(*known, *extras)
+    except pl.exceptions.PolarsError as error:
+        raise ServingError(f"table {name!r} does not fit the serving contract: {error}") from None
+    keys = [key for key in SORT_KEYS.get(name, []) if key in out.columns]
+    return out.sort(keys, nulls_last=True, maintain_order=True) if keys else out
+
+
+def table_checksum(df: pl.DataFrame) -> str:
+    """Order-independent, version-stable checksum of a table's rows (16 hex digits)."""
+    columns = sorted(df.columns)
+    encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+    blake = hashlib.blake2b
+    total = 0
+    for row in df.select(columns).iter_rows():
+        total += int.from_bytes(blake(encode(row).encode(), digest_size=8).digest(), "little")
+    header = encode([[c, str(df.schema[c])] for c in columns]).encode()
+    digest = blake(header + (total % 2**64).to_bytes(8, "little"), digest_size=8)
+    return digest.hexdigest()
+
+
+def content_checksum(checksums: dict[str, str], row_counts: dict[str, int]) -> str:
+    lines = "\n".join(f"{name}:{row_counts[name]}:{checksums[name]}" for name in sorted(checksums))
+    return hashlib.blake2b(lines.encode(), digest_size=8).hexdigest()
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def write_snapshot(
+    root: Path,
+    tables: dict[str, pl.DataFrame],
+    manifest_fields: dict,
+    *,
+    created_at: datetime | None = None,
+) -> SnapshotManifest:
+    """Write the tables as a new immutable snapshot and return its manifest.
+
+    `tables` must hold the four contract tables (SCHEMAS); other tables are written too.
+    `manifest_fields`: partition_date, embedding_version, model_fingerprint, config (a dict);
+    other keys land in the manifest's `extra`. Raises SnapshotExists if the id is taken
+    (same content written within the same second).
+    """
+    root = Path(root)
+    missing = [name for name in REQUIRED_TABLES if name not in tables]
+    if missing:
+        raise ServingError(f"a snapshot needs tables {list(REQUIRED_TABLES)}; missing {missing}.")
+    for name in tables:
+        if not TABLE_NAME_PATTERN.match(name):
+            raise ServingError(f"table name {name!r} must be lower_snake_case.")
+    canonical = {name: _canonical(df, name) for name, df in tables.items()}
+    row_counts = {name: df.height for name, df in canonical.items()}
+    checksums = {name: table_checksum(df) for name, df in canonical.items()}
+    content = content_checksum(checksums, row_counts)
+    moment = created_at or utc_now()
+    snapshot_id = f"{moment.strftime('%Y%m%dT%H%M%SZ')}-{content[:8]}"
+
+    fields = dict(manifest_fields or {})
+    partition = fields.get("partition_date")
+    manifest = SnapshotManifest(
+        snapshot_id=snapshot_id,
+        created_at=iso_utc(moment),
+        partition_date=partition.isoformat() if isinstance(partition, date) else partition,
+        row_counts=row_counts,
+        checksums=checksums,
+        columns={name: {c: str(t) for c, t in df.schema.items()} for name, df in canonical.items()},
+        content_checksum=content,
+        embedding_version=_jsonable(fields.get("embedding_version")),
+        model_fingerprint=fields.get("model_fingerprint"),
+        config=_jsonable(fields.get("config") or {}),
+        extra=_jsonable({k: v for k, v in fields.items() if k not in KNOWN_MANIFEST_FIELDS}),
+    )
+
+    parent = snapshots_dir(root)
+    parent.mkdir(parents=True, exist_ok=True)
+    final = snapshot_dir(root, snapshot_id)
+    if final.exists():
+        raise SnapshotExists(f"snapshot {snapshot_id} already exists; snapshots are never overwritten.")
+    temp = parent / f"{TEMP_PREFIX}{snapshot_id}-{uuid.uuid4().hex[:8]}"
+    temp.mkdir()
+    try:
+        for name, df in canonical.items():
+            _write_file(temp / f"{name}.parquet", lambda path, df=df: df.write_parquet(path, compression="zstd"))
+        manifest_bytes = json.dumps(manifest.to_dict(), indent=2).encode() + b"\n"
+        _write_file(temp / MANIFEST, lambda path: path.write_bytes(manifest_bytes))
+        fsync_dir(temp)
+        try:
+            # Fails with ENOTEMPTY/EEXIST if another writer got there first: never overwrites.
+            os.rename(temp, final)
+        except OSError:
+            if final.exists():
+                raise SnapshotExists(
+                    f"snapshot {snapshot_id} already exists; snapshots are never overwritten."
+                ) from None
+            raise
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    fsync_dir(parent)
+    return manifest
+
+
+def _write_file(path: Path, write) -> None:
+    write(path)
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.chmod(path, 0o444)  # immutable by convention and by permission
+
+
+def list_snapshots(root: Path) -> list[str]:
+    """Ids of complete snapshots (folder renamed into place, manifest present), oldest first."""
+    parent = snapshots_dir(root)
+    if not parent.is_dir():
+        return []
+    ids = [
+        entry.name
+        for entry in parent.iterdir()
+        if SNAPSHOT_ID_PATTERN.match(entry.name) and (entry / MANIFEST).is_file()
+    ]
+    return sorted(ids)
+
+
+def read_manifest(root: Path, snapshot_id: str) -> SnapshotManifest:
+    path = snapshot_dir(root, snapshot_id) / MANIFEST
+    try:
+        return SnapshotManifest.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise SnapshotNotFound(f"no snapshot {snapshot_id!r}; `shopguide versions` lists them.") from None
+
+
+def read_table(root: Path, snapshot_id: str, name: str) -> pl.DataFrame:
+    """One table of a snapshot (e.g. the current user_recommendations, for the gate's overlap check)."""
+    manifest = read_manifest(root, snapshot_id)
+    if name not in manifest.row_counts:
+        raise ServingError(f"snapshot {snapshot_id} has no table {name!r}; it has {sorted(manifest.row_counts)}.")
+    return pl.read_parquet(snapshot_dir(root, snapshot_id) / f"{name}.parquet")
+
+
+def sweep_temp(root: Path, older_than_s: float = 3600.0) -> list[str]:
+    """Remove temporary folders a crashed writer left behind (only old ones: a live writer's
+    folder is young). Returns the names removed."""
+    parent = snapshots_dir(root)
+    if not parent.is_dir():
+        return []
+    removed = []
+    cutoff = time.time() - older_than_s
+    for entry in parent.iterdir():
+        if entry.name.startswith(TEMP_PREFIX) and entry.stat().st_mtime < cutoff:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry.name)
+    return removed
