@@ -24,13 +24,30 @@ from recommendations.topk import top_k_in_blocks
 ANCHORS = 3  # history items a reason may point at
 
 
-def _dense(matrix: sp.spmatrix) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(matrix.todense(), dtype=np.float32))
+def _add_sparse(total: torch.Tensor, block: sp.csr_matrix, weight: float) -> None:
+    """total += weight · block / (block's row maximum), touching only the non-zeros."""
+    coo = block.tocoo()
+    if coo.nnz == 0 or weight == 0:
+        return
+    peak = np.zeros(block.shape[0], dtype=np.float32)
+    np.maximum.at(peak, coo.row, coo.data)
+    values = weight * coo.data / np.where(peak[coo.row] > 0, peak[coo.row], 1.0)
+    rows, cols = torch.from_numpy(coo.row.astype(np.int64)), torch.from_numpy(coo.col.astype(np.int64))
+    total.index_put_((rows, cols), torch.from_numpy(values.astype(np.float32)), accumulate=True)
 
 
-def _row_normalised(block: torch.Tensor) -> torch.Tensor:
-    peak = block.max(dim=1, keepdim=True).values
-    return block / torch.where(peak > 0, peak, torch.ones_like(peak))
+def _exclude_pairs(total: torch.Tensor, block: sp.csr_matrix) -> None:
+    coo = block.tocoo()
+    if coo.nnz:
+        rows, cols = torch.from_numpy(coo.row.astype(np.int64)), torch.from_numpy(coo.col.astype(np.int64))
+        total.index_put_((rows, cols), torch.tensor(float("-inf")))
+
+
+def _bias(popularity: np.ndarray, weight: float, recommendable: np.ndarray) -> torch.Tensor:
+    """weight · popularity, and -inf where a product may never be shown: one row added to
+    every block by the matmul itself (addmm), so masking costs no extra pass."""
+    bias = weight * torch.from_numpy(popularity.astype(np.float32))
+    return bias.masked_fill(torch.from_numpy(~recommendable), float("-inf")).unsqueeze(0)
 
 
 def personal_rows(inputs: RecInputs) -> np.ndarray:
@@ -42,21 +59,33 @@ def score_users(inputs: RecInputs, config: RecommendationConfig, rows: np.ndarra
     """Top-k products for the given user rows; returns (indices, scores, components)."""
     products = torch.from_numpy(inputs.product_matrix)
     users = torch.from_numpy(inputs.user_matrix[rows])
-    popularity = torch.from_numpy(inputs.popularity)
-    excluded = torch.from_numpy(~inputs.recommendable)
-    history = inputs.history[rows]
+    popularity = torch.from_numpy(inputs.popularity.astype(np.float32))
+    bias = _bias(inputs.popularity, config.popularity_weight, inputs.recommendable)
+    graph_source = inputs.history[rows] @ inputs.cooccurrence if config.graph_weight else None
     bought = inputs.purchased[rows]
-    graph_source = history @ inputs.cooccurrence  # sparse users × products
+    a, b, g = config.content_weight, config.graph_weight, config.popularity_weight
 
     def block(start: int, stop: int):
-        content = users[start:stop] @ products.T
-        graph = _row_normalised(_dense(graph_source[start:stop]))
-        pop = popularity.expand(stop - start, -1)
-        total = config.content_weight * content + config.graph_weight * graph + config.popularity_weight * pop
-        total = total.masked_fill(excluded, float("-inf"))
+        user_block = users[start:stop]
+        total = torch.addmm(bias, user_block, products.T, alpha=a)  # a·content + g·pop, masked
+        if graph_source is not None:
+            _add_sparse(total, graph_source[start:stop], b)
         if not config.allow_repurchase:
-            total = total.masked_fill(_dense(bought[start:stop]) > 0, float("-inf"))
-        return total, {"content": content, "graph": graph, "popularity": pop}
+            _exclude_pairs(total, bought[start:stop])
+
+        def explain(top: torch.Tensor) -> dict[str, torch.Tensor]:
+            # Recomputed for the k picks only, never for the whole block.
+            content = torch.einsum("ud,ukd->uk", user_block, products[top])
+            pop = popularity[top]
+            picked = torch.gather(total, 1, top)
+            graph = (picked - a * content - g * pop) / b if b else torch.zeros_like(content)
+            return {
+                "content": content,
+                "graph": torch.nan_to_num(graph, nan=0.0, neginf=0.0),
+                "popularity": pop,
+            }
+
+        return total, explain
 
     return top_k_in_blocks(block, len(rows), inputs.product_matrix.shape[0], k, config.block_size)
 
@@ -176,18 +205,24 @@ def similar_products(inputs: RecInputs, config: RecommendationConfig) -> pl.Data
     """Per product: content similarity blended with co-occurrence; content alone for products
     nobody has bought or viewed with anything yet (new products)."""
     products = torch.from_numpy(inputs.product_matrix)
-    excluded = torch.from_numpy(~inputs.recommendable)
+    bias = _bias(np.zeros(len(inputs.recommendable), dtype=np.float32), 0.0, inputs.recommendable)
     cooccurrence = inputs.cooccurrence
     n = inputs.product_matrix.shape[0]
     w = config.similar_content_weight
 
     def block(start: int, stop: int):
-        content = products[start:stop] @ products.T
-        together = _row_normalised(_dense(cooccurrence[start:stop]))
-        total = (w * content + (1 - w) * together).masked_fill(excluded, float("-inf"))
+        anchor = products[start:stop]
+        total = torch.addmm(bias, anchor, products.T, alpha=w)
+        _add_sparse(total, cooccurrence[start:stop], 1 - w)
         own = torch.arange(start, stop)
         total[own - start, own] = float("-inf")  # never similar to itself
-        return total, {"content": content, "cooccurrence": together}
+
+        def explain(top: torch.Tensor) -> dict[str, torch.Tensor]:
+            content = torch.einsum("ud,ukd->uk", anchor, products[top])
+            together = (torch.gather(total, 1, top) - w * content) / (1 - w) if w < 1 else content * 0
+            return {"content": content, "cooccurrence": torch.nan_to_num(together, nan=0.0, neginf=0.0)}
+
+        return total, explain
 
     indices, scores, parts = top_k_in_blocks(block, n, n, config.k, config.block_size)
     titles = np.asarray(inputs.products["title"].fill_null("").to_list(), dtype=object)

@@ -231,7 +231,9 @@ def write_snapshot(
     temp.mkdir()
     try:
         for name, df in canonical.items():
-            _write_file(temp / f"{name}.parquet", lambda path, df=df: df.write_parquet(path, compression="zstd"))
+            _write_file(
+                temp / f"{name}.parquet", lambda path, df=df: df.write_parquet(path, compression="zstd")
+            )
         manifest_bytes = json.dumps(manifest.to_dict(), indent=2).encode() + b"\n"
         _write_file(temp / MANIFEST, lambda path: path.write_bytes(manifest_bytes))
         fsync_dir(temp)
@@ -283,7 +285,9 @@ def read_table(root: Path, snapshot_id: str, name: str) -> pl.DataFrame:
     """One table of a snapshot (e.g. the current user_recommendations, for the gate's overlap check)."""
     manifest = read_manifest(root, snapshot_id)
     if name not in manifest.row_counts:
-        raise ServingError(f"snapshot {snapshot_id} has no table {name!r}; it has {sorted(manifest.row_counts)}.")
+        raise ServingError(
+            f"snapshot {snapshot_id} has no table {name!r}; it has {sorted(manifest.row_counts)}."
+        )
     return pl.read_parquet(snapshot_dir(root, snapshot_id) / f"{name}.parquet")
 
 

@@ -1,0 +1,27 @@
+"""Serving: versioned, gated, atomic publish of the recommendation tables, and a reader.
+
+Layout under the serving root (`serving_root(paths)` = SHOPGUIDE_HOME/serving):
+
+    snapshots/<snapshot_id>/{user_recommendations,similar_products,popular_products,products}.parquet
+    snapshots/<snapshot_id>/manifest.json   immutable: ids, row counts, checksums, model, config
+    snapshots/<snapshot_id>/gate.json       the quality gate's verdict (written at publish)
+    CURRENT.json                            the pointer: current, previous, canary, history
+    .publish.lock                           flock'd by publishers around pointer updates
+
+The storefront reads only these files, never the pipeline's DuckDB file (which a running
+pipeline holds exclusively; see ../shared/STACK.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from serving.errors import PublishBlocked, ServingError, SnapshotExists, SnapshotNotFound
+
+
+def serving_root(paths) -> Path:
+    """The serving folder inside SHOPGUIDE_HOME (`paths` is a shopguide.settings.Paths)."""
+    return Path(paths.home) / "serving"
+
+
+__all__ = ["PublishBlocked", "ServingError", "SnapshotExists", "SnapshotNotFound", "serving_root"]

@@ -1,0 +1,379 @@
+"""The pointer: which snapshot shoppers see, switched atomically.
+
+`root/CURRENT.json` names the current snapshot, the ones before it (for rollback) and an
+optional canary:
+
+    {"current": "20111209T020000Z-1a2b3c4d", "previous": ["20111208T020000Z-..."],
+     "canary": {"snapshot": "...", "percent": 10, "salt": "..."} | null,
+     "updated_at": "2011-12-09T02:00:01.000000Z"}
+
+Why a pointer file: publishing, rolling back and promoting are one small atomic file
+replace (temp file in the same folder, fsync, `os.replace`), so a reader sees the old
+version or the new one and never a mix, and no table is rewritten. Two publishers (a
+nightly run and an operator's rollback) take an exclusive `flock` on `root/.publish.lock`
+for the read-modify-write, so neither loses the other's update.
+
+The gate result is recorded next to the snapshot as `gate.json` (with `forced` when an
+operator overrode a failed gate) and every pointer change is appended as one JSON line to
+`root/history.jsonl` (the audit trail: who-what-when, forced or not). The history is kept
+out of the pointer so readers, which parse the pointer on every call, parse a few bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from serving._fs import atomic_write_json, iso_utc, utc_now
+from serving.errors import PublishBlocked, ServingError
+from serving.gate import GateContext, GateResult, GateThresholds, evaluate_gate
+from serving.snapshots import (
+    list_snapshots,
+    read_manifest,
+    read_table,
+    snapshot_dir,
+    write_snapshot,
+)
+
+POINTER = "CURRENT.json"
+LOCK = ".publish.lock"
+GATE_FILE = "gate.json"
+MAX_PREVIOUS = 20
+HISTORY = "history.jsonl"
+VERSIONS_HINT = "`shopguide versions` lists them"
+
+
+def _empty_pointer() -> dict:
+    return {"current": None, "previous": [], "canary": None, "updated_at": None}
+
+
+def read_pointer(root: Path) -> dict:
+    """The pointer as a dict; an empty one (current None) when nothing was ever published."""
+    try:
+        data = json.loads((Path(root) / POINTER).read_text())
+    except FileNotFoundError:
+        return _empty_pointer()
+    return {**_empty_pointer(), **data}
+
+
+def current_snapshot(root: Path) -> str | None:
+    return read_pointer(root)["current"]
+
+
+@contextlib.contextmanager
+def _locked(root: Path) -> Iterator[dict]:
+    """Exclusive lock for a read-modify-write of the pointer; yields the pointer to modify."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield read_pointer(root)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _write_pointer(root: Path, pointer: dict, event: dict) -> dict:
+    now = iso_utc(utc_now())
+    pointer["previous"] = pointer["previous"][:MAX_PREVIOUS]
+    pointer["updated_at"] = now
+    atomic_write_json(Path(root) / POINTER, pointer)
+    # After the pointer: a crash in between loses a history line, never a publish.
+    with open(Path(root) / HISTORY, "a") as handle:
+        handle.write(json.dumps({"at": now, **event, "pointer": pointer}, default=str) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return pointer
+
+
+def history(root: Path, limit: int | None = None) -> list[dict]:
+    """Pointer changes, oldest first (the last `limit` when given)."""
+    try:
+        lines = (Path(root) / HISTORY).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    events = [json.loads(line) for line in lines if line.strip()]
+    return events[-limit:] if limit else events
+
+
+def _require_snapshot(root: Path, snapshot_id: str) -> None:
+    read_manifest(root, snapshot_id)  # raises SnapshotNotFound with a hint
+
+
+def read_gate(root: Path, snapshot_id: str) -> dict | None:
+    """The recorded gate of a snapshot (GateResult.to_dict() plus `forced`), None if never gated."""
+    try:
+        return json.loads((snapshot_dir(root, snapshot_id) / GATE_FILE).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def record_gate(root: Path, snapshot_id: str, gate: GateResult, forced: bool = False) -> dict:
+    """Write `gate.json` next to the snapshot (the Parquet files and manifest stay untouched)."""
+    manifest = read_manifest(root, snapshot_id)
+    mismatched = {
+        name: (rows, manifest.row_counts.get(name))
+        for name, rows in gate.row_counts.items()
+        if name in manifest.row_counts and manifest.row_counts[name] != rows
+    }
+    if mismatched:
+        raise ServingError(
+            f"this gate result was computed on other data than snapshot {snapshot_id} "
+            f"(rows gated vs in snapshot: {mismatched}); evaluate the gate on the snapshot's tables."
+        )
+    payload = {**gate.to_dict(), "snapshot_id": snapshot_id, "forced": bool(forced and not gate.passed)}
+    if payload["forced"]:
+        payload["forced_at"] = iso_utc(utc_now())
+    atomic_write_json(snapshot_dir(root, snapshot_id) / GATE_FILE, payload)
+    return payload
+
+
+def _check_gate(root: Path, snapshot_id: str, gate: GateResult | None, force: bool, action: str) -> dict:
+    """Record `gate` (or use the recorded one when None); raise PublishBlocked unless it passed
+    or force. Returns the history fields: gate_passed, forced."""
+    if gate is not None:
+        recorded = record_gate(root, snapshot_id, gate, forced=force)
+        summary = gate.summary()
+    else:
+        recorded = read_gate(root, snapshot_id)
+        if recorded is None:
+            if not force:
+                raise PublishBlocked(
+                    f"snapshot {snapshot_id} was never gated; evaluate the gate first "
+                    f"(serving.gate.evaluate_gate), or {action} anyway with --force."
+                )
+            return {"gate_passed": None, "forced": True}
+        summary = GateResult.from_dict(recorded).summary()
+        if force and not recorded.get("passed") and not recorded.get("forced"):
+            recorded = {**recorded, "forced": True, "forced_at": iso_utc(utc_now())}
+            atomic_write_json(snapshot_dir(root, snapshot_id) / GATE_FILE, recorded)
+    # A failed gate needs --force every time (an earlier override does not carry over).
+    if not recorded.get("passed") and not force:
+        raise PublishBlocked(
+            f"refusing to {action} snapshot {snapshot_id}: its quality gate failed.\n{summary}\n"
+            f"Fix the data and run again, or {action} anyway with --force (recorded as forced)."
+        )
+    return {"gate_passed": recorded.get("passed"), "forced": bool(force and not recorded.get("passed"))}
+
+
+def publish(root: Path, snapshot_id: str, gate: GateResult | None = None, force: bool = False) -> dict:
+    """Make `snapshot_id` the version every shopper sees; returns the new pointer.
+
+    `gate` is the GateResult of this snapshot's tables (recorded as gate.json); None uses the
+    gate recorded earlier. A failed (or missing) gate raises PublishBlocked unless `force`.
+    Publishing the running canary's snapshot promotes it; publishing another snapshot while
+    a canary runs is refused (promote or abort the canary first).
+    """
+    root = Path(root)
+    _require_snapshot(root, snapshot_id)
+    with _locked(root) as pointer:
+        canary = pointer["canary"]
+        if canary and canary["snapshot"] != snapshot_id:
+            raise ServingError(
+                f"a canary of {canary['snapshot']} ({canary['percent']}%) is running; promote it "
+                "(`shopguide publish --promote-canary`) or abort it (`--abort-canary`) first."
+            )
+        gate_event = _check_gate(root, snapshot_id, gate, force, "publish")
+        old = pointer["current"]
+        if old != snapshot_id:
+            pointer["previous"] = [p for p in [old, *pointer["previous"]] if p and p != snapshot_id]
+        pointer["current"] = snapshot_id
+        pointer["canary"] = None
+        return _write_pointer(root, pointer, {"action": "publish", "snapshot": snapshot_id, **gate_event})
+
+
+def rollback(root: Path, to: str | None = None, force: bool = False) -> dict:
+    """Serve an earlier version: the one before the current (default) or `to`.
+
+    The version rolled away from is dropped from `previous`, so repeated rollbacks walk back
+    in time; `publish` it again to return to it. A target whose gate failed or was never
+    recorded is refused unless `force`. A running canary is left alone (abort it separately)
+    unless it is the target, in which case it is simply made current.
+    """
+    root = Path(root)
+    with _locked(root) as pointer:
+        old = pointer["current"]
+        if old is None:
+            raise ServingError("nothing is published yet, so there is nothing to roll back.")
+        if to is None:
+            if not pointer["previous"]:
+                raise ServingError(
+                    f"no earlier version to roll back to (current is {old}); "
+                    f"pass --to with an id ({VERSIONS_HINT})."
+                )
+            target = pointer["previous"][0]
+        else:
+            target = to
+        if target == old:
+            raise ServingError(f"{target} is already the current version.")
+        _require_snapshot(root, target)
+        gate_event = _check_gate(root, target, None, force, "roll back to")
+        pointer["previous"] = [p for p in pointer["previous"] if p != target]
+        pointer["current"] = target
+        if pointer["canary"] and pointer["canary"]["snapshot"] == target:
+            pointer["canary"] = None
+        event = {"action": "rollback", "snapshot": target, "from": old, **gate_event}
+        return _write_pointer(root, pointer, event)
+
+
+def start_canary(
+    root: Path,
+    snapshot_id: str,
+    percent: int,
+    gate: GateResult | None = None,
+    force: bool = False,
+    salt: str | None = None,
+) -> dict:
+    """Serve `snapshot_id` to `percent`% of users (by a stable hash of user id and salt).
+
+    Calling it again for the running canary's snapshot changes the percent and keeps the
+    salt, so users already in the canary stay in it while it ramps up.
+    """
+    root = Path(root)
+    if isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= 99:
+        raise ServingError(f"canary percent must be an integer from 1 to 99, got {percent!r}.")
+    _require_snapshot(root, snapshot_id)
+    with _locked(root) as pointer:
+        if pointer["current"] is None:
+            raise ServingError("nothing is published yet; publish the first version directly (no canary).")
+        if pointer["current"] == snapshot_id:
+            raise ServingError(f"{snapshot_id} is already the current version; a canary needs another one.")
+        canary = pointer["canary"]
+        if canary and canary["snapshot"] != snapshot_id:
+            raise ServingError(
+                f"a canary of {canary['snapshot']} is already running; promote it "
+                "(`shopguide publish --promote-canary`) or abort it (`--abort-canary`) first."
+            )
+        gate_event = _check_gate(root, snapshot_id, gate, force, "canary")
+        salt = canary["salt"] if canary else (salt or snapshot_id)
+        pointer["canary"] = {"snapshot": snapshot_id, "percent": percent, "salt": salt}
+        event = {"action": "canary", "snapshot": snapshot_id, "percent": percent, **gate_event}
+        return _write_pointer(root, pointer, event)
+
+
+def promote_canary(root: Path) -> dict:
+    """Make the canary's snapshot current for everyone."""
+    root = Path(root)
+    with _locked(root) as pointer:
+        canary = pointer["canary"]
+        if not canary:
+            raise ServingError("no canary is running; `shopguide versions` shows the pointer.")
+        old, new = pointer["current"], canary["snapshot"]
+        pointer["previous"] = [p for p in [old, *pointer["previous"]] if p and p != new]
+        pointer["current"] = new
+        pointer["canary"] = None
+        return _write_pointer(root, pointer, {"action": "promote_canary", "snapshot": new, "from": old})
+
+
+def abort_canary(root: Path) -> dict:
+    """Stop the canary: everyone gets the current version again."""
+    root = Path(root)
+    with _locked(root) as pointer:
+        canary = pointer["canary"]
+        if not canary:
+            raise ServingError("no canary is running; nothing to abort.")
+        pointer["canary"] = None
+        return _write_pointer(root, pointer, {"action": "abort_canary", "snapshot": canary["snapshot"]})
+
+
+def versions(root: Path) -> list[dict]:
+    """Every complete snapshot, newest first, with its gate and pointer status."""
+    root = Path(root)
+    pointer = read_pointer(root)
+    canary = pointer["canary"] or {}
+    rows = []
+    for snapshot_id in reversed(list_snapshots(root)):
+        manifest = read_manifest(root, snapshot_id)
+        gate = read_gate(root, snapshot_id)
+        rows.append(
+            {
+                "id": snapshot_id,
+                "created_at": manifest.created_at,
+                "partition_date": manifest.partition_date,
+                "gate_passed": None if gate is None else gate.get("passed"),
+                "forced": bool(gate and gate.get("forced")),
+                "is_current": snapshot_id == pointer["current"],
+                "is_canary": snapshot_id == canary.get("snapshot"),
+                "canary_percent": canary.get("percent") if snapshot_id == canary.get("snapshot") else None,
+                "is_previous": snapshot_id in pointer["previous"],
+                "row_counts": manifest.row_counts,
+                "model_fingerprint": manifest.model_fingerprint,
+            }
+        )
+    return rows
+
+
+def prune(root: Path, keep: int = 10) -> list[str]:
+    """Delete old snapshots beyond the newest `keep`, never the current, canary or previous ones."""
+    root = Path(root)
+    with _locked(root) as pointer:
+        protected = {pointer["current"], *pointer["previous"], (pointer["canary"] or {}).get("snapshot")}
+        ids = list_snapshots(root)
+        doomed = [s for s in ids[: max(len(ids) - keep, 0)] if s not in protected]
+        for snapshot_id in doomed:
+            shutil.rmtree(snapshot_dir(root, snapshot_id))
+        return doomed
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    snapshot_id: str
+    gate: GateResult
+    published: bool  # current or canary now points at it
+    canary_percent: int | None
+    pointer: dict
+
+
+def publish_tables(
+    root: Path,
+    tables: dict[str, pl.DataFrame],
+    manifest_fields: dict,
+    context: GateContext,
+    thresholds: GateThresholds | None = None,
+    canary_percent: int | None = None,
+    force: bool = False,
+    created_at: datetime | None = None,
+) -> PublishOutcome:
+    """The whole nightly step: write a snapshot, gate it, record the gate, publish or canary.
+
+    The snapshot is written even when the gate fails, so the candidate can be inspected and
+    published later by id with force; in that case PublishBlocked is raised after recording.
+    `context.current_recommendations` is filled from the published version when left None.
+    """
+    root = Path(root)
+    current = current_snapshot(root)
+    if context.current_recommendations is None and current is not None:
+        context = GateContext(
+            active_user_ids=context.active_user_ids,
+            excluded_product_ids=context.excluded_product_ids,
+            excluded_pairs=context.excluded_pairs,
+            current_recommendations=read_table(root, current, "user_recommendations"),
+            current_snapshot_id=current,
+        )
+    gate = evaluate_gate(tables, context, thresholds)
+    manifest = write_snapshot(root, tables, manifest_fields, created_at=created_at)
+    snapshot_id = manifest.snapshot_id
+    if not gate.passed and not force:
+        record_gate(root, snapshot_id, gate)
+        raise PublishBlocked(
+            f"snapshot {snapshot_id} was written but not published: the quality gate failed.\n"
+            f"{gate.summary()}\n"
+            f"Shoppers keep {current or 'nothing (no version published yet)'}. Fix the data and run again, "
+            f"or publish this one anyway: `shopguide publish --snapshot {snapshot_id} --force`."
+        )
+    if canary_percent is None or current is None:  # the first version has nothing to canary against
+        pointer = publish(root, snapshot_id, gate, force=force)
+        canary_percent = None
+    else:
+        pointer = start_canary(root, snapshot_id, canary_percent, gate, force=force)
+    return PublishOutcome(snapshot_id, gate, True, canary_percent, pointer)
