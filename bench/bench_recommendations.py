@@ -92,7 +92,8 @@ def main() -> None:
     args = parser.parse_args()
 
     print(
-        f"shopguide block top-K benchmark: {args.users:,} users × {args.products:,} products, dim {args.dim}, "
+        f"shopguide block top-K benchmark: {args.users:,} users × {args.products:,} products, "
+        f"dim {args.dim}, "
         f"k {args.k}, block {args.block_size}, torch threads {torch.get_num_threads()}"
     )
     inputs = synthetic_inputs(args.users, args.products, args.dim)
@@ -118,7 +119,8 @@ def main() -> None:
         assert (indices >= 0).all()
         results[name] = {"seconds": seconds, "gflops": achieved, "share_of_ceiling": achieved / ceiling}
         print(
-            f"{name:<52} {seconds:7.1f} s  {achieved:7.1f} GFLOP/s  {100 * achieved / ceiling:5.1f}% of ceiling"
+            f"{name:<52} {seconds:7.1f} s  {achieved:7.1f} GFLOP/s  "
+            f"{100 * achieved / ceiling:5.1f}% of ceiling"
         )
     full_matrix_gb = args.users * args.products * 4 / 1e9
     peak = peak_rss_mb()

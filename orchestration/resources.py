@@ -42,9 +42,36 @@ class EmbeddingEncoder(ConfigurableResource):
         return cached_encoder(model, self.device, self.batch_size, self.precision)
 
 
+class RecommenderSettings(ConfigurableResource):
+    """Score weights and policies, settable from the launchpad (see RecommendationConfig)."""
+
+    k: int = 50
+    content_weight: float = 0.5
+    graph_weight: float = 0.3
+    popularity_weight: float = 0.2
+    allow_repurchase: bool = True
+    max_per_category: int = 0  # 0: no diversity cap
+    canary_percent: int = 0  # 0: publish to everyone; 1..99: canary for that share of users
+
+    def config(self, excluded: set[str], half_life_days: float):
+        from recommendations.config import RecommendationConfig
+
+        return RecommendationConfig(
+            k=self.k,
+            content_weight=self.content_weight,
+            graph_weight=self.graph_weight,
+            popularity_weight=self.popularity_weight,
+            allow_repurchase=self.allow_repurchase,
+            max_per_category=self.max_per_category or None,
+            history_half_life_days=half_life_days,
+            excluded_product_ids=tuple(sorted(excluded)),
+        )
+
+
 def build_resources() -> dict:
     return {
         "shopguide": ShopguideHome(),
         "dbt": DbtCliResource(project_dir=dbt_project),
         "encoder": EmbeddingEncoder(),
+        "recommender": RecommenderSettings(),
     }

@@ -128,6 +128,8 @@ def _explain(
     config: RecommendationConfig,
 ) -> np.ndarray:
     """A short reason per pick, from its largest weighted score component."""
+    if picks.size == 0:
+        return np.empty(picks.shape, dtype=object)
     titles = np.asarray(inputs.products["title"].fill_null("").to_list(), dtype=object)
     categories = np.asarray(inputs.products["top_category"].to_list(), dtype=object)
     weighted = np.stack(
@@ -156,6 +158,8 @@ def _explain(
     for (u, j), kind in np.ndenumerate(dominant):
         if picks[u, j] < 0:
             reasons[u, j] = None
+        elif picks[u, j] in anchors[u]:
+            reasons[u, j] = "again: from your recent history"
         elif kind == 1 and not no_anchor[u]:
             reasons[u, j] = f"bought with {titles[by_graph[u, j]]}"
         elif kind == 0 and not no_anchor[u]:
@@ -174,6 +178,7 @@ def user_recommendations(
     k = config.k
     wide = k if config.max_per_category is None else min(inputs.product_matrix.shape[0], 4 * k)
     indices, scores, parts = score_users(inputs, config, rows, wide)
+    parts = {n: parts.get(n, np.zeros(indices.shape, np.float32)) for n in ("content", "graph", "popularity")}
     if config.max_per_category is not None:
         categories = np.asarray(inputs.products["top_category"].fill_null("").to_list(), dtype=object)
         positions = cap_per_category(indices, categories, k, config.max_per_category)
@@ -225,6 +230,9 @@ def similar_products(inputs: RecInputs, config: RecommendationConfig) -> pl.Data
         return total, explain
 
     indices, scores, parts = top_k_in_blocks(block, n, n, config.k, config.block_size)
+    parts = {
+        name: parts.get(name, np.zeros(indices.shape, np.float32)) for name in ("content", "cooccurrence")
+    }
     titles = np.asarray(inputs.products["title"].fill_null("").to_list(), dtype=object)
     product_ids = np.asarray(inputs.product_ids, dtype=object)
     has_cooccurrence = np.diff(cooccurrence.indptr) > 0

@@ -20,4 +20,11 @@ class SnapshotNotFound(ServingError):
 
 
 class PublishBlocked(ServingError):
-    """The quality gate failed (or was never run) and `force` was not given."""
+    """The quality gate failed (or was never run) and `force` was not given.
+
+    `snapshot_id` and `gate` name the candidate that was blocked, when there is one."""
+
+    def __init__(self, message: str, snapshot_id: str | None = None, gate=None):
+        super().__init__(message)
+        self.snapshot_id = snapshot_id
+        self.gate = gate

@@ -369,7 +369,9 @@ def publish_tables(
             f"snapshot {snapshot_id} was written but not published: the quality gate failed.\n"
             f"{gate.summary()}\n"
             f"Shoppers keep {current or 'nothing (no version published yet)'}. Fix the data and run again, "
-            f"or publish this one anyway: `shopguide publish --snapshot {snapshot_id} --force`."
+            f"or publish this one anyway: `shopguide publish --snapshot {snapshot_id} --force`.",
+            snapshot_id=snapshot_id,
+            gate=gate,
         )
     if canary_percent is None or current is None:  # the first version has nothing to canary against
         pointer = publish(root, snapshot_id, gate, force=force)

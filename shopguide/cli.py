@@ -141,7 +141,9 @@ def _report_run(outcome) -> None:
             err=True,
         )
     for check in outcome.failed_checks:
-        typer.secho(f"  check did not pass: {check}", fg=typer.colors.YELLOW, err=True)
+        typer.secho(f"  check failed (blocking): {check}", fg=typer.colors.RED, err=True)
+    for check in outcome.warnings:
+        typer.secho(f"  check warning: {check}", fg=typer.colors.YELLOW, err=True)
     if not outcome.success:
         raise typer.Exit(code=1)
 
@@ -216,6 +218,127 @@ def search(
     for row in rows:
         price = "-" if row["price"] is None else f"{row['price']:.2f}"
         typer.echo(f"{row['score']:.3f}  {row['product_id']:<10} {price:>8}  {row['title']}")
+
+
+def _serving_root():
+    from serving import serving_root
+
+    return serving_root(paths())
+
+
+@app.command()
+@friendly_errors
+def publish(
+    snapshot: Annotated[
+        str | None, typer.Option(help="Publish this snapshot id (default: the newest).")
+    ] = None,
+    canary: Annotated[int | None, typer.Option(help="Show it to this percent (1-99) of users only.")] = None,
+    promote_canary: Annotated[
+        bool, typer.Option("--promote-canary", help="Make the running canary current.")
+    ] = False,
+    abort_canary: Annotated[
+        bool, typer.Option("--abort-canary", help="Stop the canary; everyone sees current.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option(help="Publish even though its quality gate failed (recorded).")
+    ] = False,
+) -> None:
+    """Publish a recommendation snapshot (all users, or a canary), or promote/abort a canary."""
+    from serving import publish as publishing
+    from serving.snapshots import list_snapshots
+
+    root = _serving_root()
+    if promote_canary or abort_canary:
+        if promote_canary and abort_canary:
+            raise UserError("--promote-canary and --abort-canary exclude each other.")
+        pointer = publishing.promote_canary(root) if promote_canary else publishing.abort_canary(root)
+        typer.echo(f"current: {pointer['current']}; canary: {pointer['canary']}")
+        return
+    if snapshot is None:
+        snapshots = list_snapshots(root)
+        if not snapshots:
+            raise UserError("No snapshot yet: run the nightly job (`shopguide run --date D`) first.")
+        snapshot = snapshots[-1]
+    if canary is not None:
+        if not 1 <= canary <= 99:
+            raise UserError(f"--canary {canary}: use a percent from 1 to 99.")
+        pointer = publishing.start_canary(root, snapshot, canary, None, force=force)
+        typer.echo(f"canary: {snapshot} for {canary}% of users; current stays {pointer['current']}")
+    else:
+        publishing.publish(root, snapshot, None, force=force)
+        typer.echo(f"published: {snapshot}")
+
+
+@app.command()
+@friendly_errors
+def rollback(
+    to: Annotated[
+        str | None, typer.Option(help="Snapshot id to return to (default: the previous one).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Allow a version whose quality gate failed.")] = False,
+) -> None:
+    """Point the storefront back at an earlier snapshot, at once."""
+    from serving.publish import rollback as roll_back
+
+    pointer = roll_back(_serving_root(), to=to, force=force)
+    typer.echo(f"current: {pointer['current']}")
+
+
+@app.command()
+@friendly_errors
+def versions(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Recommendation snapshots with their gate results; which is current or in canary."""
+    from serving.publish import versions as list_versions
+
+    rows = list_versions(_serving_root())
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        typer.echo("no snapshots yet")
+    for row in rows:
+        marks = ("current " if row["is_current"] else "") + (
+            f"canary {row['canary_percent']}% " if row["is_canary"] else ""
+        )
+        gate = {True: "gate passed", False: "gate FAILED", None: "not gated"}[row["gate_passed"]]
+        typer.echo(f"{row['id']}  {row['partition_date']}  {gate:<11}  {marks}")
+
+
+@app.command()
+@friendly_errors
+def recommend(
+    user: Annotated[str | None, typer.Option("--user", help="A shopper's recommendations.")] = None,
+    similar: Annotated[
+        str | None, typer.Option("--similar", help="Products similar to this product id.")
+    ] = None,
+    popular: Annotated[bool, typer.Option("--popular", help="Popular products.")] = False,
+    category: Annotated[str | None, typer.Option(help="With --popular: a category.")] = None,
+    k: Annotated[int, typer.Option("-k", help="Number of rows.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """What the storefront would show, read from the published snapshot."""
+    from serving.reader import Reader
+
+    if sum(x is not None and x is not False for x in (user, similar, popular or None)) != 1:
+        raise UserError("Give exactly one of --user ID, --similar PRODUCT_ID or --popular.")
+    reader = Reader(_serving_root())
+    if user is not None:
+        rows = reader.get_recommendations(user, k)
+    elif similar is not None:
+        rows = reader.get_similar(similar, k)
+    else:
+        rows = reader.get_popular(category=category, k=k)
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows:
+        product = row.get("product_id") or row.get("similar_product_id")
+        typer.echo(
+            f"{row.get('rank', ''):>3} {row['score']:.3f}  {product:<10} {row.get('title') or '':<40} "
+            f"{row.get('source', '')}: {row.get('reason', '')}"
+        )
 
 
 @app.command()

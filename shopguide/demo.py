@@ -29,6 +29,7 @@ class DemoSummary:
     outcome: RunOutcome
     rows: dict[str, int]
     quarantine_reasons: dict[str, int]
+    published: str | None
 
     @property
     def success(self) -> bool:
@@ -44,7 +45,9 @@ class DemoSummary:
             f"{self.outcome.first_day}..{self.outcome.last_day}",
         ]
         if self.outcome.failed_checks:
-            lines.append(f"checks not passing (warnings): {', '.join(self.outcome.failed_checks)}")
+            lines.append(f"checks failed: {', '.join(self.outcome.failed_checks)}")
+        if self.outcome.warnings:
+            lines.append(f"check warnings: {', '.join(self.outcome.warnings)}")
         lines.append("")
         lines += [f"  {name:<32}{count:>12,}" for name, count in self.rows.items()]
         lines.append(f"  quarantined by reason: {self.quarantine_reasons}")
@@ -52,6 +55,8 @@ class DemoSummary:
             "",
             f"data directory: {self.paths.home}",
             f"warehouse:      {self.paths.warehouse}",
+            f"published:      {self.published or 'nothing (see `shopguide versions`)'}",
+            'try:            shopguide recommend --user 17850   |   shopguide search "christmas lights"',
             "browse:         shopguide ui   (Dagster UI on http://127.0.0.1:3000)",
             "tables:         shopguide status --json",
             f"wall time:      {seconds:.0f} s",
@@ -77,4 +82,7 @@ def run_demo(paths: Paths) -> DemoSummary:
                 "select reason, count(*) from quarantined_events group by reason order by reason"
             ).fetchall()
         )
-    return DemoSummary(paths, imported, outcome, rows, reasons)
+    from serving import serving_root
+    from serving.publish import current_snapshot
+
+    return DemoSummary(paths, imported, outcome, rows, reasons, current_snapshot(serving_root(paths)))

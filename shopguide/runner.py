@@ -7,7 +7,7 @@ with their logs, materialisations and check results, exactly like scheduled ones
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from shopguide.settings import Paths
@@ -23,7 +23,8 @@ class RunOutcome:
     first_day: date
     last_day: date
     success: bool
-    failed_checks: list[str]
+    failed_checks: list[str]  # ERROR severity: blocking
+    warnings: list[str] = field(default_factory=list)  # WARN severity: visible, not blocking
 
 
 def validate_range(first: date, last: date) -> None:
@@ -46,7 +47,7 @@ def run_range(paths: Paths, first: date, last: date) -> RunOutcome:
     # Imported here: loading the definitions costs seconds and needs the dbt manifest.
     import warnings
 
-    from dagster import BetaWarning, DagsterInstance
+    from dagster import AssetCheckSeverity, BetaWarning, DagsterInstance
 
     warnings.filterwarnings("ignore", category=BetaWarning)  # BackfillPolicy is beta; we rely on it knowingly
 
@@ -64,9 +65,11 @@ def run_range(paths: Paths, first: date, last: date) -> RunOutcome:
         result = job.execute_in_process(
             run_config=run_config, instance=instance, tags=tags, raise_on_error=False
         )
-    failed_checks = [
-        f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
-        for evaluation in result.get_asset_check_evaluations()
-        if not evaluation.passed
-    ]
-    return RunOutcome(result.run_id, first, last, result.success, failed_checks)
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+
+    def names(evaluations):
+        return [f"{e.asset_key.to_user_string()}:{e.check_name}" for e in evaluations]
+
+    errors = [e for e in failed if e.severity == AssetCheckSeverity.ERROR]
+    warnings_ = [e for e in failed if e.severity != AssetCheckSeverity.ERROR]
+    return RunOutcome(result.run_id, first, last, result.success, names(errors), names(warnings_))

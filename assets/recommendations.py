@@ -1,0 +1,151 @@
+"""The nightly recommendation tables, gated and published as an immutable snapshot."""
+
+from datetime import datetime, time, timedelta
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from embeddings.store import PRODUCT_TABLE, USER_TABLE, connect, open_table, read_table
+from orchestration.dbt_args import landing_window
+from orchestration.partitions import daily_partitions
+from orchestration.resources import EmbeddingEncoder, RecommenderSettings, ShopguideHome
+from recommendations.exclusions import load_exclusions
+from recommendations.inputs import build_inputs
+from recommendations.tables import recommendation_tables
+from serving import PublishBlocked, serving_root
+from serving.gate import GateContext
+from serving.publish import publish_tables
+from warehouse.store import connect as connect_warehouse
+
+EVENTS_SQL = """
+    select user_id, session_id, product_id, event_type, occurred_at, country
+    from fct_events where product_id is not null and occurred_at < ?
+"""
+
+
+@asset(
+    deps=[
+        AssetKey(n)
+        for n in ("dim_products", "dim_users", "fct_events", "product_embeddings", "user_embeddings")
+    ],
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="recommendations",
+    owners=["team:ml"],
+    kinds={"parquet", "pytorch"},
+    check_specs=[
+        AssetCheckSpec(
+            "quality_gate",
+            asset="published_recommendations",
+            blocking=True,
+            description="Coverage, list lengths, duplicates, leaks, fallbacks, overlap.",
+        )
+    ],
+    description=(
+        "Per-user top-K (content + co-occurrence + popularity, with a reason on every row), similar "
+        "products, popular and trending lists, with cold-start fallbacks and business filters. Written "
+        "as an immutable snapshot under SHOPGUIDE_HOME/serving; published (or canaried) only when the "
+        "quality gate passes, otherwise the storefront keeps the current version."
+    ),
+)
+def published_recommendations(
+    context: AssetExecutionContext,
+    shopguide: ShopguideHome,
+    encoder: EmbeddingEncoder,
+    recommender: RecommenderSettings,
+) -> MaterializeResult:
+    paths = shopguide.paths()
+    _, last = landing_window(context.partition_time_window.start, context.partition_time_window.end)
+    as_of = datetime.combine(last + timedelta(days=1), time())  # end of the last landing day, UTC
+    with connect_warehouse(paths.warehouse, read_only=True) as con:
+        products = con.sql("select * from dim_products").pl()
+        users = con.sql("select user_id, country from dim_users").pl()
+        events = con.sql(EVENTS_SQL, params=[as_of]).pl()
+    db = connect(paths.lancedb)
+    product_vectors, user_vectors = read_table(db, PRODUCT_TABLE), read_table(db, USER_TABLE)
+    if product_vectors is None:
+        raise ValueError("No product embeddings: materialise product_embeddings first.")
+    if user_vectors is None:
+        user_vectors = pl.DataFrame(schema={"user_id": pl.Utf8, "vector": pl.List(pl.Float32)})
+    exclusions = load_exclusions(paths.home)
+    config = recommender.config(set(exclusions), encoder.half_life_days)
+    inputs = build_inputs(
+        products,
+        product_vectors,
+        users,
+        user_vectors,
+        events,
+        as_of,
+        set(exclusions),
+        config.history_half_life_days,
+        config.popularity_half_life_days,
+    )
+    tables = recommendation_tables(inputs, config)
+    not_recommendable = set(inputs.products.filter(~pl.Series(inputs.recommendable))["product_id"].to_list())
+    purchased = None
+    if not config.allow_repurchase:
+        purchased = (
+            events.filter(pl.col("event_type") == "purchase", pl.col("user_id").is_not_null())
+            .select("user_id", "product_id")
+            .unique()
+        )
+    gate_context = GateContext(
+        active_user_ids=users["user_id"].to_list(),
+        excluded_product_ids=not_recommendable,
+        excluded_pairs=purchased,
+    )
+    manifest = {
+        "partition_date": last.isoformat(),
+        "embedding_version": open_table(db, PRODUCT_TABLE).version,
+        "model_fingerprint": product_vectors["model_fingerprint"][0] if product_vectors.height else None,
+        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items()},
+    }
+    try:
+        outcome = publish_tables(
+            serving_root(paths),
+            tables,
+            manifest,
+            gate_context,
+            canary_percent=recommender.canary_percent or None,
+        )
+        snapshot_id, gate, published = outcome.snapshot_id, outcome.gate, True
+    except PublishBlocked as blocked:
+        # The candidate stays on disk for inspection; shoppers keep the current version.
+        context.log.error(str(blocked))
+        snapshot_id, gate, published = blocked.snapshot_id, blocked.gate, False
+    recs = tables["user_recommendations"]
+    by_source = dict(recs.group_by("source").agg(pl.col("user_id").n_unique()).iter_rows())
+    return MaterializeResult(
+        metadata={
+            "snapshot_id": snapshot_id,
+            "published": published,
+            "canary_percent": recommender.canary_percent,
+            "dagster/row_count": recs.height,
+            "users_by_source": MetadataValue.json(by_source),
+            "similar_products_rows": tables["similar_products"].height,
+            "popular_products_rows": tables["popular_products"].height,
+            "excluded_by_rule": len(exclusions),
+            "gate": MetadataValue.md(f"```\n{gate.summary()}\n```"),
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name="quality_gate",
+                passed=gate.passed,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={
+                    "snapshot_id": snapshot_id,
+                    "summary": MetadataValue.md(f"```\n{gate.summary()}\n```"),
+                },
+            )
+        ],
+    )
