@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from dagster import ConfigurableResource
@@ -71,7 +72,10 @@ class RecommenderSettings(ConfigurableResource):
 def build_resources() -> dict:
     return {
         "shopguide": ShopguideHome(),
-        "dbt": DbtCliResource(project_dir=dbt_project),
+        # The dbt beside this interpreter: the venv need not be activated (not on PATH).
+        "dbt": DbtCliResource(
+            project_dir=dbt_project, dbt_executable=str(Path(sys.executable).with_name("dbt"))
+        ),
         "encoder": EmbeddingEncoder(),
         "recommender": RecommenderSettings(),
     }
