@@ -272,3 +272,27 @@ def test_hub_ids_are_refused_with_a_clear_message(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="not a sentence-transformers model"):
         resolve_model_path(str(tmp_path / "empty"))
+
+
+def test_a_vector_index_is_built_once_the_table_is_large_enough(tmp_path):
+    n = 600
+    products = pl.DataFrame(
+        {
+            "product_id": [f"P{i:04d}" for i in range(n)],
+            "title": [f"Product {i}" for i in range(n)],
+            "description": [None] * n,
+            "category_path": ["Home"] * n,
+            "top_category": ["Home"] * n,
+            "brand": [None] * n,
+            "price": [1.0] * n,
+            "is_listed": [True] * n,
+            "is_merchandise": [True] * n,
+        }
+    )
+    db, encoder = connect(tmp_path), HashingEncoder(16)
+    small = sync_product_embeddings(db, products.head(100), encoder, NOW, index_min_rows=500)
+    assert not small.indexed
+    large = sync_product_embeddings(db, products, encoder, NOW, index_min_rows=500)
+    assert large.indexed
+    query = product_text("P0042", "Product 42", "Home")
+    assert search_products(db, encoder, query, k=1)[0]["product_id"] == "P0042"

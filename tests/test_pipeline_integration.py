@@ -272,3 +272,35 @@ def test_synthetic_shop_end_to_end_publishes_a_gated_snapshot_the_reader_serves(
     result = CliRunner().invoke(app, ["rollback"])
     assert result.exit_code == 0, result.output
     assert current_snapshot(root) == current
+
+
+def test_a_few_days_of_online_retail_publish_clean_lists(home, dbt_manifest):
+    """The real shop, three landing days, the whole nightly job: what the storefront reads."""
+    import polars as pl
+
+    from serving.snapshots import read_table as read_snapshot
+    from shopguide.sources.online_retail import import_online_retail
+
+    import_online_retail(home.landing)
+    first, last = date(2010, 12, 1), date(2010, 12, 3)
+    outcome = run_range(home, first, last)
+    assert outcome.success, outcome
+    root = serving_root(home)
+    current = current_snapshot(root)
+    assert current is not None and read_gate(root, current)["passed"]
+    recs = read_snapshot(root, current, "user_recommendations")
+    users = {r[0] for r in query(home, "select user_id from dim_users")}
+    assert set(recs["user_id"]) == users  # every shopper has a list
+    assert recs.group_by("user_id", "product_id").len()["len"].max() == 1
+    assert (recs.group_by("user_id").len()["len"] == 50).all()
+    assert recs["reason"].null_count() == 0 and set(recs["source"]) <= {
+        "personal",
+        "fallback_segment",
+        "fallback_global",
+    }
+    not_shown = {r[0] for r in query(home, "select product_id from dim_products where not is_recommendable")}
+    assert "POST" in not_shown and not not_shown & set(recs["product_id"])
+    similar = read_snapshot(root, current, "similar_products")
+    assert similar.filter(pl.col("product_id") == pl.col("similar_product_id")).is_empty()
+    popular = read_snapshot(root, current, "popular_products")
+    assert set(popular["segment_type"]) == {"overall", "country"}  # Online Retail has no categories
