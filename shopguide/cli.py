@@ -360,6 +360,8 @@ def ui(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 3000,
 ) -> None:
     """Start the Dagster UI on 127.0.0.1 (`dagster dev`). Stop it with Ctrl-C."""
+    import os
+    import signal
     import subprocess
 
     from shopguide.dbt_manifest import ensure_manifest
@@ -381,16 +383,26 @@ def ui(
         "--port",
         str(port),
     ]
-    process = subprocess.Popen(command, cwd=REPO_ROOT)
+    # Its own process group, so that stopping reaches the webserver and daemon children too.
+    process = subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    # Installed explicitly: a shell that starts us in the background sets SIGINT to
+    # "ignore", and Ctrl-C or `kill -INT` must still stop the UI.
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     try:
         process.wait()
     except KeyboardInterrupt:
-        # `dagster dev` shuts its webserver and daemon down cleanly on SIGTERM.
-        process.terminate()
+        typer.echo("stopping the Dagster UI ...")
+        os.killpg(process.pid, signal.SIGTERM)  # dagster dev shuts down cleanly on SIGTERM
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def main() -> None:  # pragma: no cover - console entry point
