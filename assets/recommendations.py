@@ -86,7 +86,7 @@ def published_recommendations(
         user_vectors,
         events,
         as_of,
-        set(exclusions),
+        set(config.excluded_product_ids),
         config.history_half_life_days,
         config.popularity_half_life_days,
     )

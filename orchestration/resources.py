@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from dagster import ConfigurableResource
@@ -11,6 +10,7 @@ from dagster_dbt import DbtCliResource
 
 from embeddings.models import DEFAULT_MODEL
 from orchestration.dbt_project import dbt_project
+from shopguide.dbt_manifest import DBT_EXECUTABLE
 from shopguide.settings import Paths
 
 EMBEDDING_MODEL_ENV = "SHOPGUIDE_EMBEDDING_MODEL"
@@ -72,10 +72,7 @@ class RecommenderSettings(ConfigurableResource):
 def build_resources() -> dict:
     return {
         "shopguide": ShopguideHome(),
-        # The dbt beside this interpreter: the venv need not be activated (not on PATH).
-        "dbt": DbtCliResource(
-            project_dir=dbt_project, dbt_executable=str(Path(sys.executable).with_name("dbt"))
-        ),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=str(DBT_EXECUTABLE)),
         "encoder": EmbeddingEncoder(),
         "recommender": RecommenderSettings(),
     }

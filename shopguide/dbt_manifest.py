@@ -16,6 +16,8 @@ from shopguide.settings import REPO_ROOT, Paths
 
 DBT_DIR = REPO_ROOT / "dbt_project"
 MANIFEST = DBT_DIR / "target" / "manifest.json"
+# The dbt beside this interpreter: the venv need not be activated (it may not be on PATH).
+DBT_EXECUTABLE = Path(sys.executable).with_name("dbt")
 
 
 def _newest_source_mtime() -> float:
@@ -37,9 +39,16 @@ def ensure_manifest() -> Path:
     env = dict(os.environ)
     env.setdefault("SHOPGUIDE_HOME", str(Paths.from_env().home))
     env["DO_NOT_TRACK"] = "1"
-    dbt = Path(sys.executable).with_name("dbt")
     result = subprocess.run(
-        [str(dbt), "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)],
+        [
+            str(DBT_EXECUTABLE),
+            "parse",
+            "--quiet",
+            "--project-dir",
+            str(DBT_DIR),
+            "--profiles-dir",
+            str(DBT_DIR),
+        ],
         env=env,
         capture_output=True,
         text=True,

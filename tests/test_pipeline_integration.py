@@ -6,7 +6,6 @@ re-running a day and backfilling a range twice leave identical tables.
 """
 
 import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -225,7 +224,8 @@ def test_reruns_and_backfills_are_idempotent_and_order_independent(landed, tmp_p
 
 def test_dbt_unit_tests_pass(landed):
     run_days(landed, D1)
-    dbt = Path(sys.executable).with_name("dbt")
+    from shopguide.dbt_manifest import DBT_EXECUTABLE as dbt
+
     project = Path(__file__).resolve().parent.parent / "dbt_project"
     result = subprocess.run(
         [

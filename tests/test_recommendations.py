@@ -226,3 +226,14 @@ def test_an_empty_catalog_gives_empty_tables_not_an_error():
     )
     tables = recommendation_tables(empty, RecommendationConfig(k=5))
     assert tables["user_recommendations"].is_empty() and tables["similar_products"].is_empty()
+
+
+def test_exclusion_list_comes_from_data_and_bad_files_say_what_is_wrong(tmp_path):
+    from recommendations.exclusions import load_exclusions
+
+    assert load_exclusions(tmp_path) == {}  # the shipped default is empty
+    (tmp_path / "exclusions.yaml").write_text('products:\n  - {product_id: " 22423 ", reason: freight}\n')
+    assert load_exclusions(tmp_path) == {"22423": "freight"}
+    (tmp_path / "exclusions.yaml").write_text("products:\n  - {reason: no id}\n")
+    with pytest.raises(ValueError, match="not a valid exclusion list"):
+        load_exclusions(tmp_path)
