@@ -16,6 +16,8 @@ from dagster import (
 )
 
 from embeddings.store import PRODUCT_TABLE, USER_TABLE, connect, open_table, read_table
+from evaluation.champion import Verdict, challenge, config_from_manifest
+from evaluation.protocol import ShopData
 from orchestration.dbt_args import landing_window
 from orchestration.partitions import daily_partitions
 from orchestration.resources import EmbeddingEncoder, RecommenderSettings, ShopguideHome
@@ -23,8 +25,9 @@ from recommendations.exclusions import load_exclusions
 from recommendations.inputs import build_inputs
 from recommendations.tables import recommendation_tables
 from serving import PublishBlocked, serving_root
-from serving.gate import GateContext
-from serving.publish import publish_tables
+from serving.gate import GateContext, evaluate_gate
+from serving.publish import current_snapshot, publish_tables
+from serving.snapshots import read_manifest
 from warehouse.store import connect as connect_warehouse
 
 EVENTS_SQL = """
@@ -49,7 +52,16 @@ EVENTS_SQL = """
             asset="published_recommendations",
             blocking=True,
             description="Coverage, list lengths, duplicates, leaks, fallbacks, overlap.",
-        )
+        ),
+        AssetCheckSpec(
+            "champion_challenger",
+            asset="published_recommendations",
+            blocking=True,
+            description=(
+                "The candidate configuration's NDCG@10 on the latest window, against the published "
+                "version's; a drop beyond the tolerance blocks the publish unless overridden."
+            ),
+        ),
     ],
     description=(
         "Per-user top-K (content + co-occurrence + popularity, with a reason on every row), similar "
@@ -104,15 +116,24 @@ def published_recommendations(
         excluded_product_ids=not_recommendable,
         excluded_pairs=purchased,
     )
+    root = serving_root(paths)
+    verdict = _challenge(root, products, product_vectors, users, events, config, recommender, last)
+    (context.log.info if verdict.passed else context.log.error)(f"champion/challenger: {verdict.message}")
     manifest = {
+        "champion_challenger": verdict.to_dict(),
         "partition_date": last.isoformat(),
         "embedding_version": open_table(db, PRODUCT_TABLE).version,
         "model_fingerprint": product_vectors["model_fingerprint"][0] if product_vectors.height else None,
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items()},
     }
+    if not verdict.passed:
+        # Nothing is written: shoppers keep the published version; the gate is still computed
+        # so the UI shows whether the candidate would have passed it.
+        gate = evaluate_gate(tables, gate_context)
+        return _result(None, gate, False, verdict, tables, recommender.canary_percent, len(exclusions))
     try:
         outcome = publish_tables(
-            serving_root(paths),
+            root,
             tables,
             manifest,
             gate_context,
@@ -123,18 +144,38 @@ def published_recommendations(
         # The candidate stays on disk for inspection; shoppers keep the current version.
         context.log.error(str(blocked))
         snapshot_id, gate, published = blocked.snapshot_id, blocked.gate, False
+    return _result(snapshot_id, gate, published, verdict, tables, recommender.canary_percent, len(exclusions))
+
+
+def _challenge(root, products, product_vectors, users, events, config, recommender, last) -> Verdict:
+    champion_id = current_snapshot(root)
+    champion = config_from_manifest(read_manifest(root, champion_id).config) if champion_id else None
+    return challenge(
+        ShopData(products=products, product_vectors=product_vectors, users=users, events=events),
+        config,
+        champion,
+        champion_id,
+        last,
+        window_days=recommender.champion_window_days,
+        tolerance=recommender.champion_tolerance,
+        override=recommender.override_champion_gate,
+    )
+
+
+def _result(snapshot_id, gate, published, verdict, tables, canary_percent, excluded) -> MaterializeResult:
     recs = tables["user_recommendations"]
     by_source = dict(recs.group_by("source").agg(pl.col("user_id").n_unique()).iter_rows())
     return MaterializeResult(
         metadata={
-            "snapshot_id": snapshot_id,
+            "snapshot_id": snapshot_id or "(none: blocked by champion/challenger)",
             "published": published,
-            "canary_percent": recommender.canary_percent,
+            "canary_percent": canary_percent,
             "dagster/row_count": recs.height,
             "users_by_source": MetadataValue.json(by_source),
             "similar_products_rows": tables["similar_products"].height,
             "popular_products_rows": tables["popular_products"].height,
-            "excluded_by_rule": len(exclusions),
+            "excluded_by_rule": excluded,
+            "champion_challenger": verdict.message,
             "gate": MetadataValue.md(f"```\n{gate.summary()}\n```"),
         },
         check_results=[
@@ -143,9 +184,21 @@ def published_recommendations(
                 passed=gate.passed,
                 severity=AssetCheckSeverity.ERROR,
                 metadata={
-                    "snapshot_id": snapshot_id,
+                    "snapshot_id": snapshot_id or "(none)",
                     "summary": MetadataValue.md(f"```\n{gate.summary()}\n```"),
                 },
-            )
+            ),
+            AssetCheckResult(
+                check_name="champion_challenger",
+                passed=verdict.passed,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={
+                    "message": verdict.message,
+                    "candidate_ndcg_at_10": verdict.candidate_ndcg,
+                    "champion_ndcg_at_10": verdict.champion_ndcg,
+                    "champion_snapshot": verdict.champion_snapshot or "(none)",
+                    "overridden": verdict.overridden,
+                },
+            ),
         ],
     )

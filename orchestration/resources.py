@@ -50,9 +50,16 @@ class RecommenderSettings(ConfigurableResource):
     content_weight: float = 0.5
     graph_weight: float = 0.3
     popularity_weight: float = 0.2
+    repurchase_weight: float = 0.0
+    popularity_half_life_days: float = 14.0
     allow_repurchase: bool = True
     max_per_category: int = 0  # 0: no diversity cap
     canary_percent: int = 0  # 0: publish to everyone; 1..99: canary for that share of users
+    # Champion/challenger: a new configuration may lose at most this share of the published
+    # one's NDCG@10 on the last `champion_window_days`; the override is recorded in the manifest.
+    champion_tolerance: float = 0.05
+    champion_window_days: int = 14
+    override_champion_gate: bool = False
 
     def config(self, excluded: set[str], half_life_days: float):
         from recommendations.config import RecommendationConfig
@@ -62,6 +69,8 @@ class RecommenderSettings(ConfigurableResource):
             content_weight=self.content_weight,
             graph_weight=self.graph_weight,
             popularity_weight=self.popularity_weight,
+            repurchase_weight=self.repurchase_weight,
+            popularity_half_life_days=self.popularity_half_life_days,
             allow_repurchase=self.allow_repurchase,
             max_per_category=self.max_per_category or None,
             history_half_life_days=half_life_days,

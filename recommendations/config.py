@@ -12,6 +12,9 @@ class RecommendationConfig:
     content_weight: float = 0.5
     graph_weight: float = 0.3
     popularity_weight: float = 0.2
+    # + repurchase_weight·history(u, p) / max history(u, ·): the shopper's own decayed history,
+    # so regular re-orders come back; only used when repurchase is allowed.
+    repurchase_weight: float = 0.0
     similar_content_weight: float = 0.6  # similar products: content vs co-occurrence
     # The real shop's customers re-order the same items: re-buying is allowed unless turned off.
     allow_repurchase: bool = True
@@ -26,7 +29,7 @@ class RecommendationConfig:
     def __post_init__(self) -> None:
         if self.k < 1:
             raise ValueError(f"k must be at least 1, got {self.k}")
-        weights = (self.content_weight, self.graph_weight, self.popularity_weight)
+        weights = (self.content_weight, self.graph_weight, self.popularity_weight, self.repurchase_weight)
         if min(weights) < 0 or sum(weights) == 0:
             raise ValueError(f"score weights must be >= 0 and not all zero, got {weights}")
         if not 0 <= self.similar_content_weight <= 1:

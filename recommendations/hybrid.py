@@ -3,6 +3,7 @@
     score(u, p) = content_weight    · (user vector · product vector)
                 + graph_weight      · graph(u, p) / max_p graph(u, ·)
                 + popularity_weight · popularity(p)
+                + repurchase_weight · history(u, p) / max_p history(u, ·)   (repurchase allowed)
 
 graph(u, ·) = history(u, ·) @ cooccurrence: the co-occurrence rows of the products the
 shopper touched, weighted by their decayed interaction weight, so recent purchases count
@@ -63,11 +64,18 @@ def score_users(inputs: RecInputs, config: RecommendationConfig, rows: np.ndarra
     bias = _bias(inputs.popularity, config.popularity_weight, inputs.recommendable)
     graph_source = inputs.history[rows] @ inputs.cooccurrence if config.graph_weight else None
     bought = inputs.purchased[rows]
+    own_history = inputs.history[rows]
     a, b, g = config.content_weight, config.graph_weight, config.popularity_weight
+    r = config.repurchase_weight if config.allow_repurchase else 0.0
 
     def block(start: int, stop: int):
         user_block = users[start:stop]
         total = torch.addmm(bias, user_block, products.T, alpha=a)  # a·content + g·pop, masked
+        again = None
+        if r:
+            again = torch.zeros_like(total)
+            _add_sparse(again, own_history[start:stop], 1.0)
+            total.add_(again, alpha=r)
         if graph_source is not None:
             _add_sparse(total, graph_source[start:stop], b)
         if not config.allow_repurchase:
@@ -77,12 +85,14 @@ def score_users(inputs: RecInputs, config: RecommendationConfig, rows: np.ndarra
             # Recomputed for the k picks only, never for the whole block.
             content = torch.einsum("ud,ukd->uk", user_block, products[top])
             pop = popularity[top]
+            repurchase = torch.gather(again, 1, top) if again is not None else torch.zeros_like(content)
             picked = torch.gather(total, 1, top)
-            graph = (picked - a * content - g * pop) / b if b else torch.zeros_like(content)
+            graph = (picked - a * content - g * pop - r * repurchase) / b if b else torch.zeros_like(content)
             return {
                 "content": content,
                 "graph": torch.nan_to_num(graph, nan=0.0, neginf=0.0),
                 "popularity": pop,
+                "repurchase": repurchase,
             }
 
         return total, explain
@@ -137,6 +147,7 @@ def _explain(
             config.content_weight * parts["content"],
             config.graph_weight * parts["graph"],
             config.popularity_weight * parts["popularity"],
+            config.repurchase_weight * parts["repurchase"],
         ]
     )
     dominant = weighted.argmax(axis=0)
@@ -158,7 +169,7 @@ def _explain(
     for (u, j), kind in np.ndenumerate(dominant):
         if picks[u, j] < 0:
             reasons[u, j] = None
-        elif picks[u, j] in anchors[u]:
+        elif kind == 3 or picks[u, j] in anchors[u]:
             reasons[u, j] = "again: from your recent history"
         elif kind == 1 and not no_anchor[u]:
             reasons[u, j] = f"bought with {titles[by_graph[u, j]]}"
@@ -178,7 +189,10 @@ def user_recommendations(
     k = config.k
     wide = k if config.max_per_category is None else min(inputs.product_matrix.shape[0], 4 * k)
     indices, scores, parts = score_users(inputs, config, rows, wide)
-    parts = {n: parts.get(n, np.zeros(indices.shape, np.float32)) for n in ("content", "graph", "popularity")}
+    parts = {
+        n: parts.get(n, np.zeros(indices.shape, np.float32))
+        for n in ("content", "graph", "popularity", "repurchase")
+    }
     if config.max_per_category is not None:
         categories = np.asarray(inputs.products["top_category"].fill_null("").to_list(), dtype=object)
         positions = cap_per_category(indices, categories, k, config.max_per_category)

@@ -16,7 +16,7 @@ from embeddings.store import PRODUCT_TABLE, USER_TABLE, read_table
 from embeddings.store import connect as lancedb_connect
 from serving import serving_root
 from serving.publish import current_snapshot, read_gate
-from serving.snapshots import list_snapshots
+from serving.snapshots import list_snapshots, read_manifest
 from shopguide.runner import run_range
 from shopguide.settings import Paths
 from warehouse.status import warehouse_status
@@ -269,6 +269,10 @@ def test_synthetic_shop_end_to_end_publishes_a_gated_snapshot_the_reader_serves(
     assert run_range(home, D1, date(2024, 1, 7)).success
     second = current_snapshot(root)
     assert second != current
+    # Champion/challenger ran before the second publish and is recorded with the snapshot.
+    verdict = read_manifest(root, second).extra["champion_challenger"]
+    assert verdict["passed"] and verdict["champion_snapshot"] == current
+    assert "same configuration" in verdict["message"]
     result = CliRunner().invoke(app, ["rollback"])
     assert result.exit_code == 0, result.output
     assert current_snapshot(root) == current

@@ -1,0 +1,417 @@
+"""The offline evaluation: one time split, every method, full-catalog ranking, per cohort.
+
+For each stage (validation, then test) the training input is the event log before the
+window, the catalog is what was listed before the window ends (new products can be
+recommended from their titles), user vectors are recomputed from the training events
+alone, and the truth is each signed-in shopper's purchases inside the window. Rankings
+are over the whole recommendable catalog: no sampled negatives.
+
+Two repurchase policies, because Online Retail's wholesale customers re-order:
+- repurchase: truth is every product bought in the window, lists may hold past purchases;
+- new_items: truth drops what the shopper bought before, lists exclude it too.
+
+Cohorts: all; returning (some training history); new_users (none); new_products (truth
+restricted to products nobody touched before the window).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time as clock
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import date
+
+import numpy as np
+import polars as pl
+import torch
+
+from embeddings.users import user_vectors
+from evaluation import metrics
+from evaluation.baselines import ALS, EASE, ContentOnly, ItemKNN, Popularity, RepeatPurchase, purchase_counts
+from evaluation.split import TimeSplit, Window, assert_no_leakage, default_cutoff
+from recommendations.config import RecommendationConfig
+from recommendations.hybrid import personal_rows, score_users
+from recommendations.inputs import RecInputs, build_inputs
+from recommendations.signals import decayed_popularity
+from recommendations.tables import fallback_recommendations
+from recommendations.topk import top_k_in_blocks
+
+POLICIES = ("repurchase", "new_items")
+COHORTS = ("all", "returning", "new_users", "new_products")
+KS = (10, 50)
+# The hybrid's weights maximise validation NDCG@10 among settings that keep at least this
+# share of the catalog in someone's top 10 (the product goal); if none does, NDCG alone.
+MIN_COVERAGE = 0.30
+HYBRID = "shopguide_hybrid"
+
+
+@dataclass
+class ShopData:
+    """What the evaluation reads: the marts and the product vectors, over the whole log."""
+
+    products: pl.DataFrame  # dim_products
+    product_vectors: pl.DataFrame  # product_id, vector
+    users: pl.DataFrame  # user_id, country
+    events: pl.DataFrame  # user_id, session_id, product_id, event_type, occurred_at, country
+
+
+@dataclass
+class Stage:
+    window: Window
+    inputs: RecInputs
+    train_events: int
+    rows: np.ndarray  # user rows with a purchase in the window
+    truth: dict[str, list[np.ndarray]]  # policy → product positions per evaluated user
+    returning: np.ndarray  # per evaluated user: any training history
+    new_products: np.ndarray  # per product position: nobody touched it before the window
+    tiebreak: np.ndarray  # all-time popularity, scaled far below any real score
+    train_rows: pl.DataFrame  # row, event_type, occurred_at: to re-decay popularity while tuning
+
+    def with_popularity_half_life(self, days: float) -> Stage:
+        popularity = decayed_popularity(self.train_rows, self.inputs.products.height, self.inputs.as_of, days)
+        return replace(self, inputs=replace(self.inputs, popularity=popularity))
+
+
+@dataclass
+class EvaluationResult:
+    split: dict
+    results: list[dict]
+    tuned: dict[str, dict[str, dict]]  # policy → method → chosen parameters
+    validation: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"split": self.split, "tuned": self.tuned, "results": self.results, "seconds": self.seconds}
+
+    def value(self, method: str, metric: str, k: int | None, cohort: str = "all", policy: str = "repurchase"):
+        for row in self.results:
+            if (row["method"], row["metric"], row["k"], row["cohort"], row["policy"]) == (
+                method,
+                metric,
+                k,
+                cohort,
+                policy,
+            ):
+                return row["value"]
+        raise KeyError((method, metric, k, cohort, policy))
+
+
+def prepare_stage(data: ShopData, window: Window, config: RecommendationConfig) -> Stage:
+    train = window.train(data.events)
+    assert_no_leakage(train, window)
+    catalog = data.products.filter(pl.col("first_listed_at") < window.end)
+    vectors = data.product_vectors.filter(pl.col("product_id").is_in(catalog["product_id"].implode()))
+    product_ids = vectors["product_id"].to_list()
+    matrix = np.asarray(vectors["vector"].to_list(), dtype=np.float32)
+    signed_in = train.filter(pl.col("user_id").is_not_null())
+    users = user_vectors(
+        signed_in.select("user_id", "product_id", "event_type", "occurred_at"),
+        product_ids,
+        matrix,
+        config.history_half_life_days,
+    )
+    user_frame = pl.DataFrame(
+        {"user_id": users.user_ids, "vector": [v.tolist() for v in users.vectors]},
+        schema={"user_id": pl.Utf8, "vector": pl.List(pl.Float32)},
+    )
+    inputs = build_inputs(
+        catalog,
+        vectors,
+        data.users,
+        user_frame,
+        train,
+        window.start,
+        set(config.excluded_product_ids),
+        config.history_half_life_days,
+        config.popularity_half_life_days,
+    )
+    bought_later = (
+        window.future(data.events)
+        .filter((pl.col("event_type") == "purchase") & pl.col("user_id").is_not_null())
+        .select("user_id", "product_id")
+        .unique()
+        .join(inputs.users.select("user_id", "user_row"), on="user_id")
+        .join(inputs.products.select("product_id", "row"), on="product_id")
+        .group_by("user_row")
+        .agg("row")
+        .sort("user_row")
+    )
+    rows = bought_later["user_row"].to_numpy().astype(np.int64)
+    repurchase = [np.asarray(r, dtype=np.int64) for r in bought_later["row"].to_list()]
+    purchased = inputs.purchased
+    new_items = [
+        np.setdiff1d(items, purchased.indices[purchased.indptr[u] : purchased.indptr[u + 1]])
+        for u, items in zip(rows, repurchase, strict=True)
+    ]
+    touched = np.zeros(inputs.products.height, dtype=bool)
+    touched[inputs.history.indices] = True
+    counts = purchase_counts(inputs)
+    return Stage(
+        window=window,
+        inputs=inputs,
+        train_events=train.height,
+        rows=rows,
+        truth={"repurchase": repurchase, "new_items": new_items},
+        returning=np.diff(inputs.history.indptr)[rows] > 0,
+        new_products=~touched,
+        tiebreak=(1e-6 * counts / max(float(counts.max(initial=0.0)), 1.0)).astype(np.float32),
+        train_rows=train.join(inputs.products.select("product_id", "row"), on="product_id").select(
+            "row", "event_type", "occurred_at"
+        ),
+    )
+
+
+def rank_by_scores(method, stage: Stage, k: int, exclude_bought: bool) -> np.ndarray:
+    """Full-catalog top-k of a fitted baseline for the stage's evaluated users."""
+    inputs = stage.inputs
+    blocked = torch.from_numpy(~inputs.recommendable)
+    tiebreak = torch.from_numpy(stage.tiebreak)
+    bought = inputs.purchased[stage.rows]
+
+    def block(start: int, stop: int):
+        scores = torch.from_numpy(np.ascontiguousarray(method.scores(stage.rows[start:stop]), np.float32))
+        scores = (scores + tiebreak).masked_fill(blocked, float("-inf"))
+        if exclude_bought:
+            coo = bought[start:stop].tocoo()
+            scores[torch.from_numpy(coo.row.astype(np.int64)), torch.from_numpy(coo.col.astype(np.int64))] = (
+                float("-inf")
+            )
+        return scores, lambda top: {}
+
+    indices, _, _ = top_k_in_blocks(block, len(stage.rows), inputs.products.height, k, 1024)
+    return indices
+
+
+def rank_hybrid(config: RecommendationConfig, stage: Stage, k: int, exclude_bought: bool) -> np.ndarray:
+    """shopguide's own lists: personal scores for shoppers with history, the cold-start
+    fallback (country, then shop-wide best-sellers) for the rest, as the nightly run does."""
+    inputs = stage.inputs
+    config = replace(config, k=k, allow_repurchase=not exclude_bought, max_per_category=None)
+    ranked = np.full((len(stage.rows), k), -1, dtype=np.int64)
+    personal = personal_rows(inputs)[stage.rows]
+    if personal.any():
+        ranked[personal], _, _ = score_users(inputs, config, stage.rows[personal], k)
+    if (~personal).any():
+        cold_ids = inputs.users["user_id"].to_numpy()[stage.rows[~personal]]
+        fallback = (
+            fallback_recommendations(inputs, config)
+            .filter(pl.col("user_id").is_in(cold_ids.tolist()))
+            .join(inputs.products.select("product_id", "row"), on="product_id")
+            .join(inputs.users.select("user_id", "user_row"), on="user_id")
+        )
+        position = {int(r): i for i, r in enumerate(stage.rows)}
+        for user_row, rank, product_row in fallback.select("user_row", "rank", "row").iter_rows():
+            ranked[position[user_row], rank - 1] = product_row
+    return ranked
+
+
+def score_rankings(method: str, policy: str, ranked: np.ndarray, stage: Stage) -> list[dict]:
+    """Every metric row for one method's lists under one policy."""
+    rows: list[dict] = []
+    truth = stage.truth[policy]
+    has_truth = np.array([len(t) > 0 for t in truth], dtype=bool)
+    cohorts = {
+        "all": has_truth,
+        "returning": has_truth & stage.returning,
+        "new_users": has_truth & ~stage.returning,
+    }
+    restricted = [t[stage.new_products[t]] for t in truth]
+    selections = {name: (mask, truth) for name, mask in cohorts.items()}
+    selections["new_products"] = (np.array([len(t) > 0 for t in restricted], dtype=bool), restricted)
+
+    def row(metric: str, k: int | None, cohort: str, value: float, users: int) -> dict:
+        return {
+            "method": method,
+            "metric": metric,
+            "k": k,
+            "cohort": cohort,
+            "policy": policy,
+            "value": None if np.isnan(value) else round(float(value), 6),
+            "users": users,
+        }
+
+    for cohort, (mask, cohort_truth) in selections.items():
+        chosen = [cohort_truth[i] for i in np.flatnonzero(mask)]
+        for k in KS:
+            for name, value in metrics.ranking_metrics(ranked[mask], chosen, k).items():
+                rows.append(row(name, k, cohort, value, int(mask.sum())))
+    inputs = stage.inputs
+    shown = ranked[has_truth]
+    users_per_product = np.asarray((inputs.history > 0).sum(axis=0)).ravel()
+    share = (users_per_product + 1.0) / (inputs.history.shape[0] + 1.0)
+    percentile = (np.argsort(np.argsort(users_per_product, kind="stable"), kind="stable") + 0.5) / len(
+        users_per_product
+    )
+    categories = np.asarray(inputs.products["top_category"].to_list(), dtype=object)
+    catalog_size = int(inputs.recommendable.sum())
+    users = int(has_truth.sum())
+    for k in KS:
+        beyond = {
+            "coverage": metrics.catalog_coverage(shown, k, catalog_size),
+            "novelty": metrics.novelty(shown, k, share),
+            "popularity_bias": metrics.popularity_bias(shown, k, percentile),
+            "diversity_embedding": metrics.embedding_diversity(shown, k, inputs.product_matrix),
+            "diversity_category": metrics.category_diversity(shown, k, categories),
+        }
+        rows.extend(row(name, k, "all", value, users) for name, value in beyond.items())
+    empty = int((ranked[has_truth & ~stage.returning][:, 0] < 0).sum())
+    rows.append(row("empty_lists_new_users", None, "new_users", float(empty), users))
+    return rows
+
+
+def ndcg_at_10(ranked: np.ndarray, stage: Stage, policy: str) -> float:
+    truth = stage.truth[policy]
+    mask = np.array([len(t) > 0 for t in truth], dtype=bool)
+    return metrics.ranking_metrics(ranked[mask], [truth[i] for i in np.flatnonzero(mask)], 10)["ndcg"]
+
+
+def _coverage10(ranked: np.ndarray, stage: Stage) -> float:
+    return metrics.catalog_coverage(ranked, 10, int(stage.inputs.recommendable.sum()))
+
+
+def tune_hybrid(
+    base: RecommendationConfig, stage: Stage, policy: str, log_rows: list[dict]
+) -> RecommendationConfig:
+    exclude = policy == "new_items"
+    scored = []
+    by_half_life: dict[float, Stage] = {}
+    for config in hybrid_grid(base, policy):
+        days = config.popularity_half_life_days
+        if days not in by_half_life:
+            by_half_life[days] = stage.with_popularity_half_life(days)
+        ranked = rank_hybrid(config, by_half_life[days], 50, exclude)
+        ndcg, coverage = ndcg_at_10(ranked, stage, policy), _coverage10(ranked, stage)
+        log_rows.append(
+            {
+                "policy": policy,
+                "method": HYBRID,
+                **hybrid_params(config),
+                "ndcg@10": ndcg,
+                "coverage@10": coverage,
+            }
+        )
+        scored.append((coverage >= MIN_COVERAGE, ndcg, config))
+    eligible = [s for s in scored if s[0]] or scored
+    return max(eligible, key=lambda s: s[1])[2]
+
+
+def baseline_grid(policy: str) -> dict[str, list[Callable[[], object]]]:
+    grid: dict[str, list[Callable[[], object]]] = {
+        "popularity": [lambda: Popularity()],
+        "popularity_recent": [lambda d=d: Popularity(days=d) for d in (7, 14, 30)],
+        "item_knn": [lambda n=n: ItemKNN(neighbors=n) for n in (20, 100, 500)],
+        "ease": [lambda l2=l2: EASE(l2=l2) for l2 in (50.0, 200.0, 500.0, 1000.0, 3000.0)],
+        "als": [lambda f=f, a=a: ALS(factors=f, alpha=a) for f in (32, 64, 128) for a in (5.0, 20.0)],
+        "content": [lambda: ContentOnly()],
+    }
+    if policy == "repurchase":
+        grid["repeat_purchase"] = [lambda: RepeatPurchase()]
+    return grid
+
+
+def hybrid_grid(base: RecommendationConfig, policy: str) -> list[RecommendationConfig]:
+    repurchase = (0.0, 1.0, 2.0) if policy == "repurchase" else (0.0,)
+    configs = []
+    for content, graph, popularity, half_life, again in itertools.product(
+        (0.0, 0.25, 0.5), (0.0, 0.25), (0.05, 0.2), (3.5, 14.0), repurchase
+    ):
+        if content == graph == again == 0.0:
+            continue  # popularity alone is a baseline, not a hybrid
+        configs.append(
+            replace(
+                base,
+                content_weight=content,
+                graph_weight=graph,
+                popularity_weight=popularity,
+                popularity_half_life_days=half_life,
+                repurchase_weight=again,
+            )
+        )
+    return configs
+
+
+def hybrid_params(config: RecommendationConfig) -> dict:
+    return {
+        "content_weight": config.content_weight,
+        "graph_weight": config.graph_weight,
+        "popularity_weight": config.popularity_weight,
+        "repurchase_weight": config.repurchase_weight,
+        "popularity_half_life_days": config.popularity_half_life_days,
+    }
+
+
+def evaluate(
+    data: ShopData,
+    cutoff: date | None = None,
+    window_days: int = 30,
+    base_config: RecommendationConfig | None = None,
+    tune: bool = True,
+    log: Callable[[str], None] = lambda message: None,
+) -> EvaluationResult:
+    """Tune every method on the validation window, then score each once on the test window."""
+    started = clock.perf_counter()
+    base = base_config or RecommendationConfig()
+    if data.events.is_empty():
+        raise ValueError("The event log is empty: ingest some landing days before evaluating.")
+    last = data.events["occurred_at"].max()
+    split = TimeSplit(cutoff or default_cutoff(last, window_days), window_days)
+    first = data.events["occurred_at"].min()
+    if split.validation.start <= first:
+        raise ValueError(
+            f"Cut-off {split.cutoff} leaves no training data before its {window_days}-day validation "
+            f"window (the log starts {first:%Y-%m-%d}): choose a later --cutoff or a shorter --window."
+        )
+    validation = prepare_stage(data, split.validation, base) if tune else None
+    test = prepare_stage(data, split.test, base)
+    if len(test.rows) == 0:
+        raise ValueError(
+            f"No signed-in purchases between {split.test.start:%Y-%m-%d} and {split.test.end:%Y-%m-%d}: "
+            "choose a --cutoff inside the log."
+        )
+    k = max(KS)
+    results: list[dict] = []
+    validation_rows: list[dict] = []
+    tuned: dict[str, dict[str, dict]] = {}
+    for policy in POLICIES:
+        exclude = policy == "new_items"
+        tuned[policy] = {}
+        for name, candidates in baseline_grid(policy).items():
+            best, best_score = candidates[0], -1.0
+            if validation is not None and len(candidates) > 1:
+                for make in candidates:
+                    method = make().fit(validation.inputs)
+                    score = ndcg_at_10(rank_by_scores(method, validation, k, exclude), validation, policy)
+                    validation_rows.append(
+                        {"policy": policy, "method": name, **method.params, "ndcg@10": score}
+                    )
+                    if score > best_score:
+                        best, best_score = make, score
+            method = best().fit(test.inputs)
+            tuned[policy][name] = method.params
+            results.extend(score_rankings(name, policy, rank_by_scores(method, test, k, exclude), test))
+            log(f"{policy:>10} {name:<18} {method.params}")
+        chosen = tune_hybrid(base, validation, policy, validation_rows) if validation is not None else base
+        tuned[policy][HYBRID] = hybrid_params(chosen)
+        on_test = test.with_popularity_half_life(chosen.popularity_half_life_days)
+        results.extend(score_rankings(HYBRID, policy, rank_hybrid(chosen, on_test, k, exclude), on_test))
+        log(f"{policy:>10} {HYBRID:<18} {hybrid_params(chosen)}")
+    split_info = {
+        "cutoff": split.cutoff.isoformat(),
+        "window_days": window_days,
+        "validation_start": split.validation.start.date().isoformat(),
+        "test_end": split.test.end.date().isoformat(),
+        "train_events": test.train_events,
+        "test_users": int(len(test.rows)),
+        "test_new_users": int((~test.returning).sum()),
+        "catalog_products": int(test.inputs.products.height),
+        "recommendable_products": int(test.inputs.recommendable.sum()),
+        "tuned_on": "validation" if tune else "defaults (no tuning)",
+    }
+    return EvaluationResult(
+        split=split_info,
+        results=results,
+        tuned=tuned,
+        validation=validation_rows,
+        seconds=round(clock.perf_counter() - started, 1),
+    )
