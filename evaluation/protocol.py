@@ -255,8 +255,9 @@ def score_rankings(method: str, policy: str, ranked: np.ndarray, stage: Stage) -
             "diversity_category": metrics.category_diversity(shown, k, categories),
         }
         rows.extend(row(name, k, "all", value, users) for name, value in beyond.items())
-    empty = int((ranked[has_truth & ~stage.returning][:, 0] < 0).sum())
-    rows.append(row("empty_lists_new_users", None, "new_users", float(empty), users))
+    new_users = has_truth & ~stage.returning
+    empty = int((ranked[new_users][:, 0] < 0).sum())
+    rows.append(row("empty_lists_new_users", None, "new_users", float(empty), int(new_users.sum())))
     return rows
 
 

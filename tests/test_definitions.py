@@ -14,6 +14,8 @@ EXPECTED_ASSETS = {
     "product_embeddings",
     "user_embeddings",
     "published_recommendations",
+    "recommendation_evaluation",
+    "monitoring_report",
 }
 
 
@@ -30,10 +32,31 @@ def test_definitions_load_and_the_asset_graph_is_as_documented(dbt_manifest):
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert ("raw_events", "lines_reconcile") in checks
     assert ("fct_events", "unique_fct_events_event_id") in checks
+    assert ("published_recommendations", "champion_challenger") in checks
     # raw_events feeds the dbt staging model.
     from dagster import AssetKey
 
     assert AssetKey("raw_events") in graph.get(AssetKey("stg_shop__events")).parent_keys
+
+
+def test_the_evaluation_runs_weekly_outside_the_nightly_job(dbt_manifest):
+    from datetime import datetime
+
+    from dagster import AssetKey, build_schedule_context
+
+    from orchestration.definitions import defs
+
+    nightly = defs.resolve_job_def("nightly_job").asset_layer.executable_asset_keys
+    weekly = defs.resolve_job_def("evaluation_job").asset_layer.executable_asset_keys
+    assert AssetKey("recommendation_evaluation") not in nightly
+    assert weekly == {AssetKey("recommendation_evaluation")}
+    schedule = defs.resolve_schedule_def("evaluation_schedule")
+    assert schedule.cron_schedule == "0 4 * * 1"
+    context = build_schedule_context(
+        scheduled_execution_time=datetime(2011, 12, 12, 4), repository_def=defs.get_repository_def()
+    )
+    requests = schedule.evaluate_tick(context).run_requests
+    assert [r.partition_key for r in requests] == ["2011-12-11"]
 
 
 def test_groups_are_set_for_the_ui(dbt_manifest):
