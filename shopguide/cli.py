@@ -308,6 +308,35 @@ def versions(
 
 @app.command()
 @friendly_errors
+def evaluate(
+    cutoff: Annotated[
+        str | None, typer.Option(help="First day of the test window (YYYY-MM-DD; default: the latest).")
+    ] = None,
+    window: Annotated[int, typer.Option(help="Test (and validation) window in days.")] = 30,
+    tune: Annotated[bool, typer.Option(help="Choose parameters on the validation window.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Offline evaluation of shopguide's hybrid against strong baselines on a time split."""
+    from evaluation.data import load_shop_data
+    from evaluation.history import markdown, read_history, write_reports
+    from evaluation.protocol import evaluate as run_evaluation
+
+    if window < 1:
+        raise UserError(f"--window must be at least 1 day, got {window}.")
+    day = parse_day(cutoff, "--cutoff") if cutoff else None
+    home = paths()
+    log = (lambda message: None) if as_json else (lambda message: typer.echo(f"tuned {message}", err=True))
+    result = run_evaluation(load_shop_data(home), day, window, tune=tune, log=log)
+    written = write_reports(home.reports / "evaluation", result, read_history(home.warehouse))
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    typer.echo(markdown(result))
+    typer.echo(f"written: {written['markdown']}  ({result.seconds} s)")
+
+
+@app.command()
+@friendly_errors
 def recommend(
     user: Annotated[str | None, typer.Option("--user", help="A shopper's recommendations.")] = None,
     similar: Annotated[
@@ -339,6 +368,32 @@ def recommend(
             f"{row.get('rank', ''):>3} {row['score']:.3f}  {product:<10} {row.get('title') or '':<40} "
             f"{row.get('source', '')}: {row.get('reason', '')}"
         )
+
+
+@app.command()
+@friendly_errors
+def report(
+    open_: Annotated[bool, typer.Option("--open", help="Open the report in the web browser.")] = False,
+) -> None:
+    """Build the monitoring report (HTML, Prometheus .prom, alerts table); prints its path."""
+    import webbrowser
+    from datetime import UTC, datetime
+
+    from dagster import DagsterInstance
+
+    from reports.build import build_report
+
+    home = paths()
+    home.export()
+    now = datetime.now(UTC)
+    with DagsterInstance.get() as instance:
+        outcome = build_report(home, now, f"report-{now:%Y%m%dT%H%M%SZ}", instance=instance)
+    for alert in outcome.alerts:
+        color = typer.colors.RED if alert.severity == "critical" else typer.colors.YELLOW
+        typer.secho(f"{alert.severity}: [{alert.source}] {alert.message}", fg=color, err=True)
+    typer.echo(str(outcome.html_path))
+    if open_:
+        webbrowser.open(outcome.html_path.as_uri())
 
 
 @app.command()
@@ -384,7 +439,11 @@ def ui(
         str(port),
     ]
     # Its own process group, so that stopping reaches the webserver and daemon children too.
-    process = subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True)
+    # dagster-dbt's prepare_if_dev looks for `dbt` on PATH: make it the venv's own.
+    from shopguide.dbt_manifest import DBT_EXECUTABLE
+
+    env = {**os.environ, "PATH": f"{DBT_EXECUTABLE.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    process = subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True, env=env)
 
     def stop(signum, frame):
         raise KeyboardInterrupt

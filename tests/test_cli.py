@@ -17,6 +17,8 @@ COMMANDS = [
     ["status"],
     ["search"],
     ["ui"],
+    ["report"],
+    ["evaluate"],
     ["setup"],
 ]
 
