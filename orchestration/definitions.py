@@ -2,16 +2,18 @@
 
 from dagster import Definitions, load_assets_from_modules
 
-from assets import dbt, embeddings, ingestion, recommendations
-from orchestration.jobs import nightly_job
+from assets import dbt, embeddings, evaluation, ingestion, monitoring, recommendations
+from assets.quality import quality_checks
+from orchestration.jobs import evaluation_job, nightly_job
 from orchestration.resources import build_resources
-from orchestration.schedules import nightly_schedule
+from orchestration.schedules import evaluation_schedule, nightly_schedule
 from orchestration.sensors import landing_sensor
 
 defs = Definitions(
-    assets=load_assets_from_modules([ingestion, dbt, embeddings, recommendations]),
-    jobs=[nightly_job],
-    schedules=[nightly_schedule],
+    assets=load_assets_from_modules([ingestion, dbt, embeddings, recommendations, evaluation, monitoring]),
+    asset_checks=quality_checks,
+    jobs=[nightly_job, evaluation_job],
+    schedules=[nightly_schedule, evaluation_schedule],
     sensors=[landing_sensor],
     resources=build_resources(),
 )

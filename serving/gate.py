@@ -7,8 +7,13 @@ what was wrong. The thresholds are deliberately loose defaults; tune them per sh
 `GateThresholds`.
 
 The gate only reads DataFrames: it knows nothing about files, so it runs on the candidate
-before or after it is written as a snapshot. `GateResult.row_counts` lets `publish` check
-that a gate result belongs to the snapshot it is asked to publish.
+before or after it is written as a snapshot. One check, `great_expectations`, runs the
+error-level rules of the recommendation suites (quality/suites.py: non-null keys, rank >= 1,
+one row per user and rank, finite scores, a reason on every row) on the tables present; the
+GX results are kept on `GateResult.expectations` so that the caller can record them in the
+`data_quality_results` history and Data Docs (`quality.checks.record`): the gate writes
+nothing. `GateResult.row_counts` lets `publish` check that a gate result belongs to the
+snapshot it is asked to publish.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class GateThresholds:
     max_fallback_share: float = 0.5  # share of users with no personal item
     min_overlap_with_current: float = 0.05  # mean Jaccard of top-k sets vs the published version
     overlap_top_k: int = 10
+    expectations: bool = True  # run the great-expectations recommendation suites
 
 
 @dataclass
@@ -84,6 +90,9 @@ class GateResult:
     checks: list[GateCheck]
     row_counts: dict[str, int] = field(default_factory=dict)
     evaluated_at: str = field(default_factory=lambda: iso_utc(utc_now()))
+    # quality.validate.SuiteRun per recommendation table validated; not serialised (gate.json
+    # keeps the `great_expectations` check's summary): record them with quality.checks.record.
+    expectations: list = field(default_factory=list, repr=False, compare=False)
 
     @property
     def passed(self) -> bool:
@@ -355,8 +364,34 @@ def evaluate_gate(
         )
     )
 
+    suite_runs = []
+    if t.expectations:
+        expectations_check, suite_runs = _expectations(candidate)
+        add(expectations_check)
+
     row_counts = {name: df.height for name, df in candidate.items()}
-    return GateResult(checks=checks, row_counts=row_counts)
+    return GateResult(checks=checks, row_counts=row_counts, expectations=suite_runs)
+
+
+def _expectations(candidate: dict[str, pl.DataFrame]) -> tuple[GateCheck, list]:
+    """The error-level rules of the great-expectations recommendation suites, as one check.
+
+    Missing or empty tables are left to `tables_present`. Imported here: great_expectations
+    takes seconds to import, and readers of this module (the CLI) rarely need it."""
+    from quality.checks import check_recommendations
+    from quality.suites import ERROR
+
+    present = {name: candidate[name] for name in GATED_TABLES if name in candidate and candidate[name].height}
+    runs = check_recommendations(present)
+    judged = [o for run in runs for o in run.outcomes if o.severity == ERROR]
+    failed = [o for o in judged if not o.success]
+    if failed:
+        shown = "; ".join(f"{o.suite}: {o.expectation}: {o.observed_value}" for o in failed[:5])
+        more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""
+        message = f"failed: {shown}{more}"
+    else:
+        message = f"{len(judged)} error-level expectations hold on {', '.join(present) or 'no table'}"
+    return GateCheck("great_expectations", not failed, len(failed), 0, "==", message), runs
 
 
 def _duplicates(name: str, df: pl.DataFrame, list_keys: list[str], item: str) -> GateCheck:

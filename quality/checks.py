@@ -1,0 +1,86 @@
+"""What each data-quality check does, as plain functions: read, validate, record.
+
+The Dagster asset checks (assets/quality.py) and the publish gate (serving/gate.py) are thin
+wrappers over these; tests call them directly.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+from quality.docs import build_data_docs
+from quality.frames import embeddings_frame, events_frame, products_frame, raw_events_frame, volume_frame
+from quality.history import record_rows
+from quality.suites import (
+    Thresholds,
+    embeddings_suite,
+    events_suite,
+    naive_utc,
+    products_suite,
+    raw_events_suite,
+    raw_events_volume_suite,
+    recommendation_suites,
+)
+from quality.validate import SuiteRun, validate
+from warehouse.store import connect
+
+
+def window_key(first: date, last: date) -> str:
+    """The history's partition_key: one landing day, or `first..last` for a ranged run."""
+    return first.isoformat() if first == last else f"{first.isoformat()}..{last.isoformat()}"
+
+
+def check_raw_events(
+    warehouse: Path, first: date, last: date, now: datetime | None = None, t: Thresholds | None = None
+) -> list[SuiteRun]:
+    now = naive_utc(now)
+    with connect(warehouse, read_only=True) as con:
+        raw = raw_events_frame(con, first, last)
+        volume = volume_frame(con, first, last, t)
+    return [
+        validate(raw_events_suite(now, t), raw, checked_at=now),
+        validate(raw_events_volume_suite(t), volume, checked_at=now),
+    ]
+
+
+def check_events(
+    warehouse: Path, first: date, last: date, now: datetime | None = None, t: Thresholds | None = None
+) -> list[SuiteRun]:
+    now = naive_utc(now)
+    with connect(warehouse, read_only=True) as con:
+        events = events_frame(con, first, last)
+    return [validate(events_suite(now, t), events, checked_at=now)]
+
+
+def check_products(
+    warehouse: Path, now: datetime | None = None, t: Thresholds | None = None
+) -> list[SuiteRun]:
+    with connect(warehouse, read_only=True) as con:
+        products = products_frame(con)
+    return [validate(products_suite(t), products, checked_at=now)]
+
+
+def check_embeddings(
+    lancedb: Path, now: datetime | None = None, t: Thresholds | None = None
+) -> list[SuiteRun]:
+    return [validate(embeddings_suite(t), embeddings_frame(lancedb), checked_at=now)]
+
+
+def check_recommendations(tables: dict, now: datetime | None = None) -> list[SuiteRun]:
+    """The candidate's tables that are present (a missing table is the gate's own check)."""
+    return [
+        validate(suite, tables[suite.name], checked_at=now)
+        for suite in recommendation_suites()
+        if tables.get(suite.name) is not None
+    ]
+
+
+def record(paths, runs: list[SuiteRun], run_id: str, partition_key: str) -> Path:
+    """Write the runs to `data_quality_results` and to Data Docs; returns Data Docs' index.html.
+
+    `paths` is a shopguide.settings.Paths. Opens the warehouse read-write: call it when no
+    other connection to the warehouse is open."""
+    rows = [row for run in runs for row in run.rows(run_id, partition_key)]
+    record_rows(paths.warehouse, rows)
+    return build_data_docs(paths.reports, runs, run_id, partition_key)
