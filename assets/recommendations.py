@@ -21,6 +21,8 @@ from evaluation.protocol import ShopData
 from orchestration.dbt_args import landing_window
 from orchestration.partitions import daily_partitions
 from orchestration.resources import EmbeddingEncoder, RecommenderSettings, ShopguideHome
+from quality.checks import record as record_expectations
+from quality.checks import window_key
 from recommendations.exclusions import load_exclusions
 from recommendations.inputs import build_inputs
 from recommendations.tables import recommendation_tables
@@ -77,7 +79,7 @@ def published_recommendations(
     recommender: RecommenderSettings,
 ) -> MaterializeResult:
     paths = shopguide.paths()
-    _, last = landing_window(context.partition_time_window.start, context.partition_time_window.end)
+    first, last = landing_window(context.partition_time_window.start, context.partition_time_window.end)
     as_of = datetime.combine(last + timedelta(days=1), time())  # end of the last landing day, UTC
     with connect_warehouse(paths.warehouse, read_only=True) as con:
         products = con.sql("select * from dim_products").pl()
@@ -130,6 +132,7 @@ def published_recommendations(
         # Nothing is written: shoppers keep the published version; the gate is still computed
         # so the UI shows whether the candidate would have passed it.
         gate = evaluate_gate(tables, gate_context)
+        record_expectations(paths, gate.expectations, context.run.run_id, window_key(first, last))
         return _result(None, gate, False, verdict, tables, recommender.canary_percent, len(exclusions))
     try:
         outcome = publish_tables(
@@ -144,6 +147,8 @@ def published_recommendations(
         # The candidate stays on disk for inspection; shoppers keep the current version.
         context.log.error(str(blocked))
         snapshot_id, gate, published = blocked.snapshot_id, blocked.gate, False
+    # The gate's great-expectations results join the data-quality history and Data Docs.
+    record_expectations(paths, gate.expectations, context.run.run_id, window_key(first, last))
     return _result(snapshot_id, gate, published, verdict, tables, recommender.canary_percent, len(exclusions))
 
 

@@ -258,6 +258,9 @@ def test_synthetic_shop_end_to_end_publishes_a_gated_snapshot_the_reader_serves(
     root = serving_root(home)
     current = current_snapshot(root)
     assert current is not None and read_gate(root, current)["passed"]
+    # The gate's great-expectations results are in the data-quality history with the rest.
+    suites = {r[0] for r in query(home, "select distinct suite from data_quality_results")}
+    assert {"raw_events", "user_recommendations", "similar_products", "popular_products"} <= suites
     reader = Reader(root)
     recs = query(home, "select user_id from dim_users order by user_id limit 1")[0][0]
     rows = reader.get_recommendations(recs, k=10)
