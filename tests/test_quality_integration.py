@@ -68,7 +68,17 @@ def test_a_corrupted_partition_fails_its_expectation_and_blocks_the_publish(home
         r[0]
         for r in query(home, "select distinct suite from data_quality_results where partition_key = ?", [key])
     }
-    assert suites == {"raw_events", "raw_events_volume", "events", "products", "embeddings"}
+    assert suites == {
+        "raw_events",
+        "raw_events_volume",
+        "events",
+        "products",
+        "embeddings",
+        # the publish gate's suites on the candidate tables
+        "user_recommendations",
+        "similar_products",
+        "popular_products",
+    }
 
     products = [r[0] for r in query(home, "select product_id from dim_products order by 1 limit 20")]
     users = [r[0] for r in query(home, "select user_id from dim_users order by 1 limit 20")]
