@@ -59,6 +59,9 @@ class DemoSummary:
             'try:            shopguide recommend --user 17850   |   shopguide search "christmas lights"',
             "browse:         shopguide ui   (Dagster UI on http://127.0.0.1:3000)",
             "tables:         shopguide status --json",
+            f"monitoring:     {self.paths.reports / 'monitoring' / 'report.html'}",
+            f"data quality:   {self.paths.reports / 'data_docs' / 'list.html'}",
+            "evaluation:     shopguide evaluate   (the hybrid against baselines, ~2 min)",
             f"wall time:      {seconds:.0f} s",
         ]
         return "\n".join(lines)
