@@ -40,8 +40,9 @@ def validate_range(first: date, last: date) -> None:
         raise ValueError(f"{last} has no partition yet: the latest complete landing day is {last_key} (UTC).")
 
 
-def run_range(paths: Paths, first: date, last: date) -> RunOutcome:
-    """Materialise the nightly job for landing days first..last in one run."""
+def run_range(paths: Paths, first: date, last: date, recommender: dict | None = None) -> RunOutcome:
+    """Materialise the nightly job for landing days first..last in one run. `recommender`
+    overrides fields of the recommender resource for this run (as the launchpad would)."""
     validate_range(first, last)
     paths.ensure().export()
     # Imported here: loading the definitions costs seconds and needs the dbt manifest.
@@ -60,7 +61,9 @@ def run_range(paths: Paths, first: date, last: date) -> RunOutcome:
         "shopguide/launched_by": "cli",
     }
     # Step logs stay in the instance (the UI shows them); the terminal gets warnings only.
-    run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    if recommender:
+        run_config["resources"] = {"recommender": {"config": recommender}}
     with DagsterInstance.get() as instance:
         result = job.execute_in_process(
             run_config=run_config, instance=instance, tags=tags, raise_on_error=False

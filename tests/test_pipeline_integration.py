@@ -311,3 +311,29 @@ def test_a_few_days_of_online_retail_publish_clean_lists(home, dbt_manifest):
     assert similar.filter(pl.col("product_id") == pl.col("similar_product_id")).is_empty()
     popular = read_snapshot(root, current, "popular_products")
     assert set(popular["segment_type"]) == {"overall", "country"}  # Online Retail has no categories
+
+
+def test_champion_challenger_blocks_a_worse_configuration_until_overridden(home, dbt_manifest):
+    """A real run with a deliberately worse configuration: nothing is written or published,
+    the storefront keeps the champion; with the override it publishes and says so."""
+    from shopguide.sources.synthetic import SyntheticConfig, generate
+
+    generate(home.landing, SyntheticConfig(events=20_000, days=4, start_date=D1))
+    last = date(2024, 1, 4)
+    judge = {"champion_window_days": 1, "champion_tolerance": 0.05}
+    assert run_range(home, D1, last, recommender=judge).success
+    root = serving_root(home)
+    champion, before = current_snapshot(root), list_snapshots(root)
+    assert champion is not None
+    # Content only, from the tests' hashing encoder (no meaning): far worse than the default.
+    worse = {**judge, "content_weight": 1.0, "graph_weight": 0.0, "popularity_weight": 0.0}
+    blocked = run_range(home, D1, last, recommender=worse)
+    assert "published_recommendations:champion_challenger" in blocked.failed_checks, blocked
+    assert current_snapshot(root) == champion and list_snapshots(root) == before
+    overridden = run_range(home, D1, last, recommender={**worse, "override_champion_gate": True})
+    assert "published_recommendations:champion_challenger" not in overridden.failed_checks
+    published = current_snapshot(root)
+    assert published != champion
+    verdict = read_manifest(root, published).extra["champion_challenger"]
+    assert verdict["overridden"] and verdict["candidate_ndcg"] < 0.95 * verdict["champion_ndcg"]
+    assert verdict["champion_snapshot"] == champion and "OVERRIDDEN" in verdict["message"]
