@@ -3,7 +3,6 @@
 from datetime import UTC, datetime
 
 import numpy as np
-import polars as pl
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -161,14 +160,20 @@ def user_embeddings(
     paths = shopguide.paths()
     first, last = landing_window(context.partition_time_window.start, context.partition_time_window.end)
     with connect_warehouse(paths.warehouse, read_only=True) as con:
-        history = con.sql(HISTORY_SQL).pl()
         new = con.execute(
             "select distinct user_id from fct_events where user_id is not null and landed_on between ? and ?",
             [first, last],
         ).fetchall()
+        users_seen = con.sql(f"select count(distinct user_id) from ({HISTORY_SQL})").fetchall()[0][0]
 
     def load_events(user_ids):
-        return history if user_ids is None else history.filter(pl.col("user_id").is_in(user_ids))
+        # Only the shoppers being recomputed are read: at 1e7 events the whole history would
+        # be most of the step's memory for a night that touches a few thousand shoppers.
+        with connect_warehouse(paths.warehouse, read_only=True) as con:
+            if user_ids is None:
+                return con.sql(HISTORY_SQL).pl()
+            wanted = HISTORY_SQL + " and user_id in (select unnest(?::varchar[]))"
+            return con.sql(wanted, params=[sorted(user_ids)]).pl()
 
     db = connect(paths.lancedb)
     result = sync_user_embeddings(
@@ -196,7 +201,7 @@ def user_embeddings(
             "half_life_days": encoder.half_life_days,
             "duration_seconds": round(result.seconds, 2),
             "lancedb_version": result.version,
-            "users_seen": MetadataValue.int(int(history["user_id"].n_unique())),
+            "users_seen": MetadataValue.int(int(users_seen)),
         },
         check_results=vector_checks(vectors, dimension, "user"),
     )
