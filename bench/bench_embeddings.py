@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from embeddings.encoder import SentenceTransformerEncoder, _load
+from embeddings.encoder import SentenceTransformerEncoder
 from embeddings.products import sync_product_embeddings
 from embeddings.store import connect
 from shopguide.sources.online_retail import DEFAULT_PATH
@@ -83,7 +83,7 @@ def catalog(texts: list[str]) -> pl.DataFrame:
 
 def time_bare(encoder: SentenceTransformerEncoder, texts: list[str]) -> float:
     plan = encoder.plan
-    model = _load(str(encoder.model_dir), plan.device, plan.dtype)
+    model = encoder.sentence_transformer()
     started = time.perf_counter()
     model.encode(texts, batch_size=plan.batch_size, normalize_embeddings=True, convert_to_numpy=True)
     return time.perf_counter() - started

@@ -144,7 +144,8 @@ class SentenceTransformerEncoder:
         log.warning("bfloat16 on CPU disagrees with fp32 (min cosine %.5f): using fp32", cosine)
         return DevicePlan(plan.device, "float32", plan.batch_size)
 
-    def _model(self):
+    def sentence_transformer(self):
+        """The loaded model itself (cached per process): for benchmarks against the bare model."""
         return _load(str(self.model_dir), self.plan.device, self.plan.dtype)
 
     @property
@@ -152,19 +153,19 @@ class SentenceTransformerEncoder:
         declared = declared_dimension(self.model_dir)
         if declared:
             return declared
-        model = self._model()
+        model = self.sentence_transformer()
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(getter())
 
     def warm_up(self) -> None:
         """Load the model (and choose precision) now, outside any timed encode."""
-        self._model()
+        self.sentence_transformer()
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         plan = self.plan
-        vectors = self._model().encode(
+        vectors = self.sentence_transformer().encode(
             texts,
             batch_size=plan.batch_size,
             convert_to_numpy=True,
