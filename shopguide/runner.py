@@ -40,9 +40,12 @@ def validate_range(first: date, last: date) -> None:
         raise ValueError(f"{last} has no partition yet: the latest complete landing day is {last_key} (UTC).")
 
 
-def run_range(paths: Paths, first: date, last: date, recommender: dict | None = None) -> RunOutcome:
-    """Materialise the nightly job for landing days first..last in one run. `recommender`
-    overrides fields of the recommender resource for this run (as the launchpad would)."""
+def run_range(
+    paths: Paths, first: date, last: date, recommender: dict | None = None, job_name: str = "nightly_job"
+) -> RunOutcome:
+    """Materialise a job (the nightly one unless told) for landing days first..last in one
+    run. `recommender` overrides fields of the recommender resource for this run (as the
+    launchpad would)."""
     validate_range(first, last)
     paths.ensure().export()
     # Imported here: loading the definitions costs seconds and needs the dbt manifest.
@@ -54,7 +57,7 @@ def run_range(paths: Paths, first: date, last: date, recommender: dict | None = 
 
     from orchestration.definitions import defs
 
-    job = defs.resolve_job_def("nightly_job")
+    job = defs.resolve_job_def(job_name)
     tags = {
         "dagster/asset_partition_range_start": first.isoformat(),
         "dagster/asset_partition_range_end": last.isoformat(),

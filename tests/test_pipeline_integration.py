@@ -337,3 +337,25 @@ def test_champion_challenger_blocks_a_worse_configuration_until_overridden(home,
     verdict = read_manifest(root, published).extra["champion_challenger"]
     assert verdict["overridden"] and verdict["candidate_ndcg"] < 0.95 * verdict["champion_ndcg"]
     assert verdict["champion_snapshot"] == champion and "OVERRIDDEN" in verdict["message"]
+
+
+def test_the_evaluation_asset_keeps_history_and_writes_its_report(home, dbt_manifest):
+    from shopguide.sources.synthetic import SyntheticConfig, generate
+
+    generate(home.landing, SyntheticConfig(events=30_000, days=70, start_date=D1))
+    last = date(2024, 3, 10)
+    run_range(home, D1, last)  # the marts and vectors the evaluation reads
+    for _ in range(2):
+        outcome = run_range(home, last, last, job_name="evaluation_job")
+        assert outcome.success, outcome
+    runs = query(
+        home,
+        "select run_id, count(*), count(distinct method), min(cutoff) "
+        "from recommendation_evaluation_history group by run_id",
+    )
+    assert len(runs) == 2  # one set of rows per run, none doubled
+    assert {r[1] for r in runs} == {runs[0][1]} and runs[0][2] == 8
+    assert {r[3] for r in runs} == {date(2024, 2, 10)}  # the last 30 days are the test window
+    folder = home.reports / "evaluation"
+    assert "shopguide_hybrid" in (folder / "latest.md").read_text()
+    assert (folder / "ndcg_history.png").stat().st_size > 10_000
