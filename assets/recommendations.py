@@ -131,7 +131,7 @@ def published_recommendations(
     if not verdict.passed:
         # Nothing is written: shoppers keep the published version; the gate is still computed
         # so the UI shows whether the candidate would have passed it.
-        gate = evaluate_gate(tables, gate_context)
+        gate = evaluate_gate(tables, gate_context, recommender.gate_thresholds())
         record_expectations(paths, gate.expectations, context.run.run_id, window_key(first, last))
         return _result(None, gate, False, verdict, tables, recommender.canary_percent, len(exclusions))
     try:
@@ -140,6 +140,7 @@ def published_recommendations(
             tables,
             manifest,
             gate_context,
+            thresholds=recommender.gate_thresholds(),
             canary_percent=recommender.canary_percent or None,
         )
         snapshot_id, gate, published = outcome.snapshot_id, outcome.gate, True

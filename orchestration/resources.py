@@ -60,6 +60,23 @@ class RecommenderSettings(ConfigurableResource):
     champion_tolerance: float = 0.05
     champion_window_days: int = 14
     override_champion_gate: bool = False
+    # The publish quality gate (serving/gate.py: GateThresholds), settable per shop.
+    gate_min_user_coverage: float = 0.95
+    gate_min_list_length: int = 10
+    gate_max_short_list_share: float = 0.05
+    gate_max_fallback_share: float = 0.5
+    gate_min_overlap_with_current: float = 0.05
+
+    def gate_thresholds(self):
+        from serving.gate import GateThresholds
+
+        return GateThresholds(
+            min_user_coverage=self.gate_min_user_coverage,
+            min_list_length=self.gate_min_list_length,
+            max_short_list_share=self.gate_max_short_list_share,
+            max_fallback_share=self.gate_max_fallback_share,
+            min_overlap_with_current=self.gate_min_overlap_with_current,
+        )
 
     def config(self, excluded: set[str], half_life_days: float):
         from recommendations.config import RecommendationConfig

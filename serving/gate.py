@@ -42,6 +42,19 @@ class GateThresholds:
     overlap_top_k: int = 10
     expectations: bool = True  # run the great-expectations recommendation suites
 
+    def __post_init__(self) -> None:
+        shares = {
+            "min_user_coverage": self.min_user_coverage,
+            "max_short_list_share": self.max_short_list_share,
+            "max_fallback_share": self.max_fallback_share,
+            "min_overlap_with_current": self.min_overlap_with_current,
+        }
+        for name, value in shares.items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"gate threshold {name} is a share: give a value in [0, 1], not {value}")
+        if self.min_list_length < 1 or self.overlap_top_k < 1:
+            raise ValueError("gate thresholds min_list_length and overlap_top_k must be at least 1")
+
 
 @dataclass
 class GateContext:

@@ -553,3 +553,15 @@ def _list_of(root, sid):
     rows = tables["user_recommendations"].filter(pl.col("user_id") == "u05").sort("rank")
     titles = dict(tables["products"].select("product_id", "title").iter_rows())
     return [(sid, p, titles[p], reason) for p, reason in rows.select("product_id", "reason").iter_rows()]
+
+
+def test_gate_thresholds_come_from_the_recommender_resource_and_are_validated():
+    from orchestration.resources import RecommenderSettings
+    from serving.gate import GateThresholds
+
+    settings = RecommenderSettings(gate_max_fallback_share=0.2, gate_min_list_length=5)
+    assert settings.gate_thresholds() == GateThresholds(max_fallback_share=0.2, min_list_length=5)
+    with pytest.raises(ValueError, match=r"max_fallback_share is a share: give a value in \[0, 1\]"):
+        RecommenderSettings(gate_max_fallback_share=1.5).gate_thresholds()
+    with pytest.raises(ValueError, match="at least 1"):
+        GateThresholds(min_list_length=0)
