@@ -1,9 +1,8 @@
 """The offline evaluation as an asset: every method on a time split of the event log, each
 run kept in a history table, the comparison and a plot in the metadata and reports folder."""
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
-import polars as pl
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -47,8 +46,7 @@ def recommendation_evaluation(
     paths = shopguide.paths()
     _, last = landing_window(context.partition_time_window.start, context.partition_time_window.end)
     cutoff = last + timedelta(days=1) - timedelta(days=EVALUATION_WINDOW_DAYS)
-    data = load_shop_data(paths)
-    data.events = data.events.filter(pl.col("occurred_at").dt.date() <= last)
+    data = load_shop_data(paths, before=datetime.combine(last + timedelta(days=1), time()))
     try:
         result = evaluate(
             data,

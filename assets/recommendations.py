@@ -17,6 +17,7 @@ from dagster import (
 
 from embeddings.store import PRODUCT_TABLE, USER_TABLE, connect, open_table, read_table
 from evaluation.champion import Verdict, challenge, config_from_manifest
+from evaluation.data import load_shop_data
 from evaluation.protocol import ShopData
 from orchestration.dbt_args import landing_window
 from orchestration.partitions import daily_partitions
@@ -30,12 +31,6 @@ from serving import PublishBlocked, serving_root
 from serving.gate import GateContext, evaluate_gate
 from serving.publish import current_snapshot, publish_tables
 from serving.snapshots import read_manifest
-from warehouse.store import connect as connect_warehouse
-
-EVENTS_SQL = """
-    select user_id, session_id, product_id, event_type, occurred_at, country
-    from fct_events where product_id is not null and occurred_at < ?
-"""
 
 
 @asset(
@@ -81,14 +76,10 @@ def published_recommendations(
     paths = shopguide.paths()
     first, last = landing_window(context.partition_time_window.start, context.partition_time_window.end)
     as_of = datetime.combine(last + timedelta(days=1), time())  # end of the last landing day, UTC
-    with connect_warehouse(paths.warehouse, read_only=True) as con:
-        products = con.sql("select * from dim_products").pl()
-        users = con.sql("select user_id, country from dim_users").pl()
-        events = con.sql(EVENTS_SQL, params=[as_of]).pl()
+    data = load_shop_data(paths, before=as_of)
+    products, product_vectors, users, events = data.products, data.product_vectors, data.users, data.events
     db = connect(paths.lancedb)
-    product_vectors, user_vectors = read_table(db, PRODUCT_TABLE), read_table(db, USER_TABLE)
-    if product_vectors is None:
-        raise ValueError("No product embeddings: materialise product_embeddings first.")
+    user_vectors = read_table(db, USER_TABLE)
     if user_vectors is None:
         user_vectors = pl.DataFrame(schema={"user_id": pl.Utf8, "vector": pl.List(pl.Float32)})
     exclusions = load_exclusions(paths.home)
@@ -119,7 +110,7 @@ def published_recommendations(
         excluded_pairs=purchased,
     )
     root = serving_root(paths)
-    verdict = _challenge(root, products, product_vectors, users, events, config, recommender, last)
+    verdict = _challenge(root, data, config, recommender, last)
     (context.log.info if verdict.passed else context.log.error)(f"champion/challenger: {verdict.message}")
     manifest = {
         "champion_challenger": verdict.to_dict(),
@@ -153,11 +144,11 @@ def published_recommendations(
     return _result(snapshot_id, gate, published, verdict, tables, recommender.canary_percent, len(exclusions))
 
 
-def _challenge(root, products, product_vectors, users, events, config, recommender, last) -> Verdict:
+def _challenge(root, data: ShopData, config, recommender, last) -> Verdict:
     champion_id = current_snapshot(root)
     champion = config_from_manifest(read_manifest(root, champion_id).config) if champion_id else None
     return challenge(
-        ShopData(products=products, product_vectors=product_vectors, users=users, events=events),
+        data,
         config,
         champion,
         champion_id,

@@ -64,7 +64,10 @@ def challenge(
         return Verdict(True, "no published version yet: nothing to compare against", tolerance=tolerance)
     if _comparable(champion) == _comparable(candidate):
         return Verdict(
-            True, "same configuration as the published version", champion_snapshot=champion_snapshot
+            True,
+            "same configuration as the published version",
+            champion_snapshot=champion_snapshot,
+            tolerance=tolerance,
         )
     split = TimeSplit(last_day + timedelta(days=1) - timedelta(days=window_days), window_days)
     stage = prepare_stage(data, split.test, candidate)

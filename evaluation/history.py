@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 
 from evaluation.protocol import HYBRID, EvaluationResult
-from warehouse.store import connect
+from warehouse.store import connect, replace_rows
 
 HISTORY_DDL = """
 create table if not exists recommendation_evaluation_history (
@@ -58,14 +58,9 @@ def record(
     )
     with connect(warehouse) as con:
         con.execute(HISTORY_DDL)
-        con.execute("delete from recommendation_evaluation_history where run_id = ?", [run_id])
-        con.register("incoming", frame.to_arrow())
-        con.execute(
-            "insert into recommendation_evaluation_history by name select evaluated_at, run_id, "
-            "cutoff, window_days, method, metric, k, cohort, policy, value, users from incoming"
+        return replace_rows(
+            con, "recommendation_evaluation_history", "run_id = ?", [run_id], frame.to_arrow()
         )
-        con.unregister("incoming")
-    return frame.height
 
 
 def read_history(warehouse: Path) -> pl.DataFrame:

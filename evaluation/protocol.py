@@ -297,18 +297,53 @@ def tune_hybrid(
     return max(eligible, key=lambda s: s[1])[2]
 
 
-def baseline_grid(policy: str) -> dict[str, list[Callable[[], object]]]:
-    grid: dict[str, list[Callable[[], object]]] = {
-        "popularity": [lambda: Popularity()],
-        "popularity_recent": [lambda d=d: Popularity(days=d) for d in (7, 14, 30)],
-        "item_knn": [lambda n=n: ItemKNN(neighbors=n) for n in (20, 100, 500)],
-        "ease": [lambda l2=l2: EASE(l2=l2) for l2 in (50.0, 200.0, 500.0, 1000.0, 3000.0)],
-        "als": [lambda f=f, a=a: ALS(factors=f, alpha=a) for f in (32, 64, 128) for a in (5.0, 20.0)],
-        "content": [lambda: ContentOnly()],
-    }
-    if policy == "repurchase":
-        grid["repeat_purchase"] = [lambda: RepeatPurchase()]
-    return grid
+# Each baseline's candidate settings; the validation window picks one per policy.
+BASELINES: dict[str, list[Callable[[], object]]] = {
+    "popularity": [lambda: Popularity()],
+    "popularity_recent": [lambda d=d: Popularity(days=d) for d in (7, 14, 30)],
+    "item_knn": [lambda n=n: ItemKNN(neighbors=n) for n in (20, 100, 500)],
+    "ease": [lambda l2=l2: EASE(l2=l2) for l2 in (50.0, 200.0, 500.0, 1000.0, 3000.0)],
+    "als": [lambda f=f, a=a: ALS(factors=f, alpha=a) for f in (32, 64, 128) for a in (5.0, 20.0)],
+    "content": [lambda: ContentOnly()],
+    "repeat_purchase": [lambda: RepeatPurchase()],
+}
+# Buying again is what the new_items policy forbids: that baseline would be empty there.
+BASELINE_POLICIES = {"repeat_purchase": ("repurchase",)}
+
+
+def evaluate_baselines(
+    validation: Stage | None, test: Stage, k: int, log: Callable[[str], None]
+) -> tuple[list[dict], dict[str, dict[str, dict]], list[dict]]:
+    """Every baseline, tuned per policy on validation and scored on test. Each candidate is
+    fitted once per stage and ranked under both policies (a fit is the expensive part)."""
+    results: list[dict] = []
+    validation_rows: list[dict] = []
+    tuned: dict[str, dict[str, dict]] = {policy: {} for policy in POLICIES}
+    for name, candidates in BASELINES.items():
+        policies = BASELINE_POLICIES.get(name, POLICIES)
+        best = dict.fromkeys(policies, (0, -1.0))  # policy → (candidate, validation NDCG@10)
+        if validation is not None and len(candidates) > 1:
+            for index, make in enumerate(candidates):
+                method = make().fit(validation.inputs)
+                for policy in policies:
+                    ranked = rank_by_scores(method, validation, k, policy == "new_items")
+                    score = ndcg_at_10(ranked, validation, policy)
+                    validation_rows.append(
+                        {"policy": policy, "method": name, **method.params, "ndcg@10": score}
+                    )
+                    if score > best[policy][1]:
+                        best[policy] = (index, score)
+        fitted: dict[int, object] = {}
+        for policy in policies:
+            index = best[policy][0]
+            if index not in fitted:
+                fitted[index] = candidates[index]().fit(test.inputs)
+            method = fitted[index]
+            tuned[policy][name] = method.params
+            ranked = rank_by_scores(method, test, k, policy == "new_items")
+            results.extend(score_rankings(name, policy, ranked, test))
+            log(f"{policy:>10} {name:<18} {method.params}")
+    return results, tuned, validation_rows
 
 
 def hybrid_grid(base: RecommendationConfig, policy: str) -> list[RecommendationConfig]:
@@ -371,27 +406,9 @@ def evaluate(
             "choose a --cutoff inside the log."
         )
     k = max(KS)
-    results: list[dict] = []
-    validation_rows: list[dict] = []
-    tuned: dict[str, dict[str, dict]] = {}
+    results, tuned, validation_rows = evaluate_baselines(validation, test, k, log)
     for policy in POLICIES:
         exclude = policy == "new_items"
-        tuned[policy] = {}
-        for name, candidates in baseline_grid(policy).items():
-            best, best_score = candidates[0], -1.0
-            if validation is not None and len(candidates) > 1:
-                for make in candidates:
-                    method = make().fit(validation.inputs)
-                    score = ndcg_at_10(rank_by_scores(method, validation, k, exclude), validation, policy)
-                    validation_rows.append(
-                        {"policy": policy, "method": name, **method.params, "ndcg@10": score}
-                    )
-                    if score > best_score:
-                        best, best_score = make, score
-            method = best().fit(test.inputs)
-            tuned[policy][name] = method.params
-            results.extend(score_rankings(name, policy, rank_by_scores(method, test, k, exclude), test))
-            log(f"{policy:>10} {name:<18} {method.params}")
         chosen = tune_hybrid(base, validation, policy, validation_rows) if validation is not None else base
         tuned[policy][HYBRID] = hybrid_params(chosen)
         on_test = test.with_popularity_half_life(chosen.popularity_half_life_days)

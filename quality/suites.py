@@ -110,13 +110,30 @@ def _time_range(column: str, earliest: datetime, now: datetime) -> list:
     return [error(gxe.ExpectColumnValuesToBeBetween, column=column, min_value=earliest, max_value=now)]
 
 
+def _event_values(now: datetime, t: Thresholds) -> list:
+    """The rules every event table shares: when it happened, what it cost, how many."""
+    import great_expectations.expectations as gxe
+
+    return [
+        error(gxe.ExpectColumnValuesToBeInTypeList, column="occurred_at", type_list=_DATETIME_TYPES),
+        *_time_range("occurred_at", naive_utc(EARLIEST_OCCURRED_AT), now),
+        error(gxe.ExpectColumnValuesToBeBetween, column="price", min_value=0, max_value=t.max_price),
+        error(
+            gxe.ExpectColumnValuesToBeBetween,
+            column="quantity",
+            min_value=1,
+            max_value=t.max_quantity,
+            **_only(QUANTITY_EVENT_TYPES),
+        ),
+    ]
+
+
 def raw_events_suite(now: datetime | None = None, t: Thresholds | None = None) -> Suite:
     """The event log as ingested: one batch per checked landing day (or range)."""
     import great_expectations.expectations as gxe
 
     t = t or Thresholds()
     now = naive_utc(now)
-    earliest = naive_utc(EARLIEST_OCCURRED_AT)
     return Suite(
         "raw_events",
         [
@@ -125,16 +142,7 @@ def raw_events_suite(now: datetime | None = None, t: Thresholds | None = None) -
                 for c in ("event_id", "event_type", "occurred_at")
             ),
             error(gxe.ExpectColumnValuesToBeInSet, column="event_type", value_set=list(EVENT_TYPES)),
-            error(gxe.ExpectColumnValuesToBeInTypeList, column="occurred_at", type_list=_DATETIME_TYPES),
-            *_time_range("occurred_at", earliest, now),
-            error(gxe.ExpectColumnValuesToBeBetween, column="price", min_value=0, max_value=t.max_price),
-            error(
-                gxe.ExpectColumnValuesToBeBetween,
-                column="quantity",
-                min_value=1,
-                max_value=t.max_quantity,
-                **_only(QUANTITY_EVENT_TYPES),
-            ),
+            *_event_values(now, t),
             error(
                 gxe.ExpectColumnValuesToNotBeNull,
                 column="product_id",
@@ -190,7 +198,6 @@ def events_suite(now: datetime | None = None, t: Thresholds | None = None) -> Su
 
     t = t or Thresholds()
     now = naive_utc(now)
-    earliest = naive_utc(EARLIEST_OCCURRED_AT)
     return Suite(
         "events",
         [
@@ -200,19 +207,10 @@ def events_suite(now: datetime | None = None, t: Thresholds | None = None) -> Su
             ),
             error(gxe.ExpectColumnValuesToBeUnique, column="event_id"),
             error(gxe.ExpectColumnValuesToBeInSet, column="event_type", value_set=list(SHOPPER_EVENT_TYPES)),
-            error(gxe.ExpectColumnValuesToBeInTypeList, column="occurred_at", type_list=_DATETIME_TYPES),
             error(gxe.ExpectColumnValuesToBeInTypeList, column="price", type_list=_FLOAT_TYPES),
             # No type rule on quantity: DuckDB hands a nullable INTEGER to pandas as Int32, and
             # GX 1.24's type-list check fails every pandas extension dtype, whatever the list.
-            *_time_range("occurred_at", earliest, now),
-            error(gxe.ExpectColumnValuesToBeBetween, column="price", min_value=0, max_value=t.max_price),
-            error(
-                gxe.ExpectColumnValuesToBeBetween,
-                column="quantity",
-                min_value=1,
-                max_value=t.max_quantity,
-                **_only(QUANTITY_EVENT_TYPES),
-            ),
+            *_event_values(now, t),
             error(
                 gxe.ExpectColumnValuesToNotBeNull,
                 column="product_id",

@@ -11,8 +11,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 import polars as pl
+import pyarrow as pa
 
 from reports.collect import MonitoringData
+from warehouse.store import replace_rows
 
 CRITICAL, WARNING = "critical", "warning"
 
@@ -27,6 +29,12 @@ create table if not exists monitoring_alerts (
     message    varchar   not null   -- one human-readable sentence
 )
 """
+ALERTS_SCHEMA = pa.schema(
+    [
+        ("raised_at", pa.timestamp("us")),
+        *((name, pa.string()) for name in ("run_id", "source", "severity", "subject", "message")),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -278,19 +286,21 @@ def record_alerts(con, run_id: str, raised_at: datetime, alerts: list[Alert]) ->
     """Replace this run's alerts in `monitoring_alerts` (idempotent per run_id)."""
     con.execute(ALERTS_DDL)
     naive = raised_at.replace(tzinfo=None) if raised_at.tzinfo else raised_at
-    con.execute("begin transaction")
-    try:
-        con.execute("delete from monitoring_alerts where run_id = ?", [run_id])
-        if alerts:
-            con.executemany(
-                "insert into monitoring_alerts values (?, ?, ?, ?, ?, ?)",
-                [[naive, run_id, a.source, a.severity, a.subject, a.message] for a in alerts],
-            )
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-    return len(alerts)
+    rows = pa.Table.from_pylist(
+        [
+            {
+                "raised_at": naive,
+                "run_id": run_id,
+                "source": a.source,
+                "severity": a.severity,
+                "subject": a.subject,
+                "message": a.message,
+            }
+            for a in alerts
+        ],
+        schema=ALERTS_SCHEMA,
+    )
+    return replace_rows(con, "monitoring_alerts", "run_id = ?", [run_id], rows)
 
 
 def alerts_markdown(alerts: list[Alert]) -> str:

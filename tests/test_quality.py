@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from recommendation_tables import USERS, make_tables
 
 from quality.checks import check_recommendations, record, window_key
 from quality.docs import build_data_docs, prune, run_name, site_dir, stores_dir
@@ -370,78 +371,8 @@ def test_embeddings_frame_reads_lancedb(tmp_path):
 # recommendations and the gate ---------------------------------------------------------------------
 
 
-USERS = [f"u{i:02d}" for i in range(20)]
-
-
-def _candidate() -> dict[str, pl.DataFrame]:
-    """A small complete candidate that passes the gate: 20 users × 10, 10 products × 5, lists."""
-    ranks = list(range(1, 11))
-    user_recs = pl.DataFrame(
-        [
-            {
-                "user_id": user,
-                "rank": rank,
-                "product_id": f"P{(u + rank) % 40:02d}",
-                "score": 1.0 / rank,
-                "content_score": 0.5,
-                "graph_score": 0.25,
-                "popularity_score": 0.1,
-                "reason": "bought with X",
-                "source": "personal",
-            }
-            for u, user in enumerate(USERS)
-            for rank in ranks
-        ]
-    )
-    similar = pl.DataFrame(
-        [
-            {
-                "product_id": f"P{p:02d}",
-                "rank": rank,
-                "similar_product_id": f"P{(p + rank) % 40:02d}",
-                "score": 1.0 / rank,
-                "content_score": 0.9,
-                "cooccurrence_score": 0.1,
-                "reason": "bought together",
-                "source": "content+cooccurrence",
-            }
-            for p in range(10)
-            for rank in range(1, 6)
-        ]
-    )
-    popular = pl.DataFrame(
-        [
-            {
-                "list": "popular",
-                "segment_type": "overall",
-                "segment": "all",
-                "window_days": 30,
-                "rank": rank,
-                "product_id": f"P{rank:02d}",
-                "score": 100.0 - rank,
-                "reason": "popular right now",
-            }
-            for rank in ranks
-        ]
-    )
-    products = pl.DataFrame(
-        {
-            "product_id": [f"P{p:02d}" for p in range(40)],
-            "title": [f"Product {p}" for p in range(40)],
-            "category_path": [None] * 40,
-            "price": [1.5] * 40,
-        }
-    )
-    return {
-        "user_recommendations": user_recs,
-        "similar_products": similar,
-        "popular_products": popular,
-        "products": products,
-    }
-
-
-def test_recommendation_suites_pass_on_a_good_candidate():
-    runs = check_recommendations(_candidate())
+def test_recommendation_suites_pass_on_a_goodmake_tables():
+    runs = check_recommendations(make_tables())
     assert [r.suite for r in runs] == ["user_recommendations", "similar_products", "popular_products"]
     assert all(r.failures() == [] for r in runs)
 
@@ -477,7 +408,7 @@ def test_recommendation_suites_pass_on_a_good_candidate():
     ],
 )
 def test_recommendation_suites_fail_the_right_expectation(table, change, expected):
-    tables = _candidate()
+    tables = make_tables()
     tables[table] = tables[table].with_columns(change)
     runs = {r.suite: r for r in check_recommendations(tables)}
     assert {s: failed(r) for s, r in runs.items() if failed(r)} == {table: {expected}}
@@ -489,7 +420,7 @@ def test_the_gate_blocks_a_candidate_that_fails_an_expectation_and_keeps_the_cur
     from serving.publish import current_snapshot, publish_tables
     from serving.snapshots import list_snapshots
 
-    good = _candidate()
+    good = make_tables()
     gate = evaluate_gate(good, GateContext(active_user_ids=USERS))
     assert gate.passed and gate.check("great_expectations").observed == 0
     assert {r.suite for r in gate.expectations} == {
@@ -502,7 +433,7 @@ def test_the_gate_blocks_a_candidate_that_fails_an_expectation_and_keeps_the_cur
     )
     assert first.published
 
-    bad = _candidate()
+    bad = make_tables()
     bad["user_recommendations"] = bad["user_recommendations"].with_columns(
         reason=pl.when(pl.col("user_id") == "u05").then(None).otherwise(pl.col("reason"))
     )
@@ -518,7 +449,7 @@ def test_the_gate_blocks_a_candidate_that_fails_an_expectation_and_keeps_the_cur
 def test_the_gate_can_skip_expectations():
     from serving.gate import GateContext, GateThresholds, evaluate_gate
 
-    gate = evaluate_gate(_candidate(), GateContext(), GateThresholds(expectations=False))
+    gate = evaluate_gate(make_tables(), GateContext(), GateThresholds(expectations=False))
     assert "great_expectations" not in {c.name for c in gate.checks} and gate.expectations == []
 
 

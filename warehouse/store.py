@@ -214,3 +214,21 @@ def partition_counts(con: duckdb.DuckDBPyConnection, day: date) -> dict[str, int
         "quarantined": quarantined,
         "lines_read": logged[0] if logged else 0,
     }
+
+
+def replace_rows(con: duckdb.DuckDBPyConnection, table: str, where: str, params: list, rows: pa.Table) -> int:
+    """Swap the rows of `table` matching `where` for `rows`, atomically: how a run log
+    (data-quality results, alerts, evaluation history) stays idempotent per run."""
+    con.register("_incoming_rows", rows)
+    con.execute("begin transaction")
+    try:
+        con.execute(f"delete from {table} where {where}", params)
+        if rows.num_rows:
+            con.execute(f"insert into {table} by name select * from _incoming_rows")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("_incoming_rows")
+    return rows.num_rows
