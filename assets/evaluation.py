@@ -31,7 +31,8 @@ EVALUATION_WINDOW_DAYS = 30
     kinds={"duckdb", "pytorch"},
     description=(
         "Offline evaluation on a time split ending with the run's last landing day: popularity, "
-        "item-kNN, EASE, ALS (implicit), content-only and shopguide's hybrid, tuned on a validation "
+        "item-kNN, EASE, ALS (implicit), content-only, buy-again, TIFU-KNN and shopguide's ranker, "
+        "tuned on a validation "
         f"window and scored on the last {EVALUATION_WINDOW_DAYS} days with full-catalog ranking. Each "
         "run is appended to recommendation_evaluation_history; the table and an NDCG plot go to "
         "SHOPGUIDE_HOME/reports/evaluation. Not in the nightly job: it has its own weekly schedule."
@@ -66,7 +67,7 @@ def recommendation_evaluation(
         "cutoff": result.split["cutoff"],
         "test_users": result.split["test_users"],
         "history_rows": rows,
-        "hybrid_vs_best_baseline_ndcg10": MetadataValue.float(ratio) if ratio is not None else "n/a",
+        "ranker_vs_best_baseline_ndcg10": MetadataValue.float(ratio) if ratio is not None else "n/a",
         "best_baseline": best,
         "comparison": MetadataValue.md(markdown(result)),
         "report": MetadataValue.path(str(written["markdown"])),

@@ -1,5 +1,6 @@
 """The nightly recommendation tables, gated and published as an immutable snapshot."""
 
+from dataclasses import asdict
 from datetime import datetime, time, timedelta
 
 import polars as pl
@@ -16,9 +17,8 @@ from dagster import (
 )
 
 from embeddings.store import PRODUCT_TABLE, USER_TABLE, connect, open_table, read_table
-from evaluation.champion import Verdict, challenge, config_from_manifest
+from evaluation.champion import Candidate, Verdict, candidate_from_manifest, challenge
 from evaluation.data import load_shop_data
-from evaluation.protocol import ShopData
 from orchestration.dbt_args import landing_window
 from orchestration.partitions import daily_partitions
 from orchestration.resources import EmbeddingEncoder, RecommenderSettings, ShopguideHome
@@ -26,6 +26,8 @@ from quality.checks import record as record_expectations
 from quality.checks import window_key
 from recommendations.exclusions import load_exclusions
 from recommendations.inputs import build_inputs
+from recommendations.model_store import model_for_run, model_root
+from recommendations.shop import ShopData
 from recommendations.tables import recommendation_tables
 from serving import PublishBlocked, serving_root
 from serving.gate import GateContext, evaluate_gate
@@ -61,7 +63,8 @@ from serving.snapshots import read_manifest
         ),
     ],
     description=(
-        "Per-user top-K (content + co-occurrence + popularity, with a reason on every row), similar "
+        "Per-user top-K (the learned ranker over the candidate generators, with a reason on every "
+        "row), similar "
         "products, popular and trending lists, with cold-start fallbacks and business filters. Written "
         "as an immutable snapshot under SHOPGUIDE_HOME/serving; published (or canaried) only when the "
         "quality gate passes, otherwise the storefront keeps the current version."
@@ -95,7 +98,15 @@ def published_recommendations(
         config.history_half_life_days,
         config.popularity_half_life_days,
     )
-    tables = recommendation_tables(inputs, config)
+    candidate = Candidate(config, recommender.ranker_settings())
+    model, trained_now = model_for_run(
+        data, as_of, config, candidate.ranker, model_root(paths.home), recommender.ranker_max_model_age_days
+    )
+    context.log.info(
+        f"ranker {model.model_id} ({'trained in this run' if trained_now else 'saved'}; "
+        f"cold start: {model.cold_start['list']})"
+    )
+    tables = recommendation_tables(inputs, config, model)
     not_recommendable = set(inputs.products.filter(~pl.Series(inputs.recommendable))["product_id"].to_list())
     purchased = None
     if not config.allow_repurchase:
@@ -110,7 +121,7 @@ def published_recommendations(
         excluded_pairs=purchased,
     )
     root = serving_root(paths)
-    verdict = _challenge(root, data, config, recommender, last)
+    verdict = _challenge(root, data, candidate, recommender, last)
     (context.log.info if verdict.passed else context.log.error)(f"champion/challenger: {verdict.message}")
     manifest = {
         "champion_challenger": verdict.to_dict(),
@@ -118,13 +129,18 @@ def published_recommendations(
         "embedding_version": open_table(db, PRODUCT_TABLE).version,
         "model_fingerprint": product_vectors["model_fingerprint"][0] if product_vectors.height else None,
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items()},
+        "ranker_model_id": model.model_id,
+        "ranker_settings": asdict(candidate.ranker),
+        "ranker_cold_start": model.cold_start["list"],
     }
     if not verdict.passed:
         # Nothing is written: shoppers keep the published version; the gate is still computed
         # so the UI shows whether the candidate would have passed it.
         gate = evaluate_gate(tables, gate_context, recommender.gate_thresholds())
         record_expectations(paths, gate.expectations, context.run.run_id, window_key(first, last))
-        return _result(None, gate, False, verdict, tables, recommender.canary_percent, len(exclusions))
+        return _result(
+            None, gate, False, verdict, tables, recommender.canary_percent, len(exclusions), model.model_id
+        )
     try:
         outcome = publish_tables(
             root,
@@ -141,15 +157,27 @@ def published_recommendations(
         snapshot_id, gate, published = blocked.snapshot_id, blocked.gate, False
     # The gate's great-expectations results join the data-quality history and Data Docs.
     record_expectations(paths, gate.expectations, context.run.run_id, window_key(first, last))
-    return _result(snapshot_id, gate, published, verdict, tables, recommender.canary_percent, len(exclusions))
+    return _result(
+        snapshot_id,
+        gate,
+        published,
+        verdict,
+        tables,
+        recommender.canary_percent,
+        len(exclusions),
+        model.model_id,
+    )
 
 
-def _challenge(root, data: ShopData, config, recommender, last) -> Verdict:
+def _challenge(root, data: ShopData, candidate: Candidate, recommender, last) -> Verdict:
     champion_id = current_snapshot(root)
-    champion = config_from_manifest(read_manifest(root, champion_id).config) if champion_id else None
+    champion = None
+    if champion_id:
+        manifest = read_manifest(root, champion_id)
+        champion = candidate_from_manifest(manifest.config, manifest.extra.get("ranker_settings"))
     return challenge(
         data,
-        config,
+        candidate,
         champion,
         champion_id,
         last,
@@ -159,12 +187,15 @@ def _challenge(root, data: ShopData, config, recommender, last) -> Verdict:
     )
 
 
-def _result(snapshot_id, gate, published, verdict, tables, canary_percent, excluded) -> MaterializeResult:
+def _result(
+    snapshot_id, gate, published, verdict, tables, canary_percent, excluded, model_id
+) -> MaterializeResult:
     recs = tables["user_recommendations"]
     by_source = dict(recs.group_by("source").agg(pl.col("user_id").n_unique()).iter_rows())
     return MaterializeResult(
         metadata={
             "snapshot_id": snapshot_id or "(none: blocked by champion/challenger)",
+            "ranker_model_id": model_id,
             "published": published,
             "canary_percent": canary_percent,
             "dagster/row_count": recs.height,

@@ -1,33 +1,40 @@
-"""The methods a practitioner tries first, scored on the same split as shopguide's hybrid.
+"""The methods a practitioner tries first, scored on the same split as shopguide's ranker.
 
 Each baseline is fitted on the training interactions (`X`, users × products, 1 where the
-user touched the product, from RecInputs.history) and returns dense scores for a block
-of users. Users with no training history get all-zero personal scores; the protocol
-breaks ties by all-time popularity, so every method falls back to the best-sellers for
-them, which is what any of these would do in production.
+user touched the product, from RecInputs.history) or on the signed-in orders
+(RecInputs.orders), and returns dense scores for a block of users. Users with no training
+history get all-zero personal scores; the protocol breaks ties by all-time popularity, so
+every method falls back to the best-sellers for them, which is what any of these would do
+in production. TIFU-KNN, the next-basket baseline, lives in evaluation.next_basket.
 
-EASE and item-kNN hold a dense products × products matrix: fine for an offline
-evaluation of catalogs up to tens of thousands of products (50k → 10 GB in float32).
+Nothing here holds a dense products × products matrix (50k products → 10 GB in float32):
+- item-kNN keeps each product's top-n neighbours in a sparse matrix, computed a block of
+  products at a time, so memory follows the number of co-occurring pairs, not P²;
+- EASE needs the dense inverse of the Gram matrix (P² memory, O(P³) time: 100k products
+  would be 80 GB and hours), so it is fitted on the `max_products` products most users
+  touched and scores zero elsewhere: the long tail, where the protocol's popularity
+  tiebreak orders the products, as it does for every method's zero scores.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from recommendations.collaborative import (  # noqa: F401  (re-exported: the baselines)
+    ALS,
+    EASE,
+    ItemKNN,
+    ease_weights,
+    interactions,
+    item_cosine,
+    most_touched,
+    top_per_row,
+)
 from recommendations.inputs import RecInputs
-
-
-def interactions(inputs: RecInputs) -> sp.csr_matrix:
-    """Binary users × products: any positive decayed interaction before the cut-off."""
-    binary = inputs.history.copy()
-    binary.data = (binary.data > 0).astype(np.float32)
-    binary.eliminate_zeros()
-    return binary.tocsr()
 
 
 def purchase_counts(inputs: RecInputs, since_days: float | None = None) -> np.ndarray:
@@ -76,106 +83,61 @@ class RepeatPurchase:
         return self.history[rows].toarray()
 
 
-@dataclass
-class ItemKNN:
-    """Item-based kNN on co-occurrence: cosine between products' user columns, each product
-    keeping its `neighbors` most similar; score(u, ·) = X[u] @ S."""
+class BuyAgainByCount:
+    """Buy it again, by count: the shopper's products by how many times they were bought,
+    equal counts by the latest purchase first, then everything else by recent popularity
+    (purchases in the last `days` days). Repurchase policy only: new_items forbids the
+    products it puts first.
 
-    neighbors: int = 100
-    name: str = "item_knn"
-    similarity: np.ndarray = field(init=False, repr=False)
+    Scores are tiers that cannot overlap in float32, even with the protocol's tiebreak added:
+    - never bought: recent popularity / its maximum, in [0, 1];
+    - bought: 2 + level + popularity / 2, where level is the dense rank (0, 1, ...) of
+      (count, latest purchase) within the shopper, so count outranks recency outright and
+      equal (count, latest purchase) fall back to popularity. Levels are small integers, so
+      they stay exact whatever the timestamps (raw microseconds would not fit a float32).
+    """
 
-    @property
-    def params(self) -> dict:
-        return {"neighbors": self.neighbors}
+    name = "buy_again_count"
 
-    def fit(self, inputs: RecInputs) -> ItemKNN:
-        self.x = interactions(inputs)
-        self.similarity = item_cosine(self.x, self.neighbors)
+    def __init__(self, days: float = 30.0):
+        self.days = days
+        self.params = {"days": days}
+
+    def fit(self, inputs: RecInputs) -> BuyAgainByCount:
+        counts = purchase_counts(inputs, self.days)
+        self.popular = (counts / max(float(counts.max(initial=0.0)), 1.0)).astype(np.float32)
+        self.levels = bought_levels(inputs.orders, inputs.users.height, inputs.products.height)
         return self
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
-        return np.asarray(self.x[rows] @ self.similarity)
+        scores = np.broadcast_to(self.popular, (len(rows), len(self.popular))).copy()
+        bought = self.levels[rows]
+        owners = np.repeat(np.arange(len(rows)), np.diff(bought.indptr))
+        scores[owners, bought.indices] = 2.0 + bought.data + self.popular[bought.indices] / 2
+        return scores
 
 
-def item_cosine(x: sp.csr_matrix, neighbors: int) -> np.ndarray:
-    """Dense products × products cosine similarity, zero diagonal, top `neighbors` per row."""
-    counts = (x.T @ x).toarray().astype(np.float32)
-    np.fill_diagonal(counts, 0.0)
-    norms = np.sqrt(np.asarray(x.sum(axis=0)).ravel()).astype(np.float32)
-    norms[norms == 0] = 1.0
-    similarity = counts / norms[:, None] / norms[None, :]
-    if neighbors < similarity.shape[1]:
-        weakest = np.argpartition(-similarity, neighbors, axis=1)[:, neighbors:]
-        np.put_along_axis(similarity, weakest, 0.0, axis=1)
-    return similarity
-
-
-@dataclass
-class EASE:
-    """Embarrassingly Shallow Autoencoder (Steck, 2019), closed form:
-    P = (XᵀX + λI)⁻¹,  B = −P / diag(P),  diag(B) = 0,  score(u, ·) = X[u] @ B."""
-
-    l2: float = 500.0
-    name: str = "ease"
-
-    @property
-    def params(self) -> dict:
-        return {"l2": self.l2}
-
-    def fit(self, inputs: RecInputs) -> EASE:
-        self.x = interactions(inputs)
-        self.weights = ease_weights(self.x, self.l2)
-        return self
-
-    def scores(self, rows: np.ndarray) -> np.ndarray:
-        return np.asarray(self.x[rows] @ self.weights)
-
-
-def ease_weights(x: sp.csr_matrix, l2: float) -> np.ndarray:
-    gram = (x.T @ x).toarray().astype(np.float64)
-    gram[np.diag_indices_from(gram)] += l2
-    inverse = np.linalg.inv(gram)
-    weights = inverse / -np.diag(inverse)
-    np.fill_diagonal(weights, 0.0)
-    return weights.astype(np.float32)
-
-
-@dataclass
-class ALS:
-    """Implicit-feedback matrix factorisation (Hu, Koren & Volinsky) from the `implicit`
-    package: confidence 1 + alpha·x, `factors` dimensions; single-threaded so a re-run
-    gives the same factors."""
-
-    factors: int = 64
-    alpha: float = 10.0
-    regularization: float = 0.05
-    iterations: int = 15
-    name: str = "als"
-
-    @property
-    def params(self) -> dict:
-        return {"factors": self.factors, "alpha": self.alpha, "regularization": self.regularization}
-
-    def fit(self, inputs: RecInputs) -> ALS:
-        from implicit.cpu.als import AlternatingLeastSquares
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(1, "blas"):  # implicit warns (and slows) with threaded BLAS
-            model = AlternatingLeastSquares(
-                factors=self.factors,
-                regularization=self.regularization,
-                alpha=self.alpha,
-                iterations=self.iterations,
-                random_state=0,
-                num_threads=1,
-            )
-            model.fit(interactions(inputs), show_progress=False)
-        self.users, self.items = model.user_factors, model.item_factors
-        return self
-
-    def scores(self, rows: np.ndarray) -> np.ndarray:
-        return self.users[rows] @ self.items.T
+def bought_levels(orders: pl.DataFrame, n_users: int, n_products: int) -> sp.csr_matrix:
+    """Users × products: per bought product, the dense rank of (purchase count, latest
+    purchase) within its buyer, 0 for the fewest and oldest. Absent = never bought."""
+    if orders.is_empty():
+        return sp.csr_matrix((n_users, n_products), dtype=np.float32)
+    bought = (
+        orders.group_by("user_row", "row")
+        .agg(count=pl.len(), latest=pl.col("occurred_at").max())
+        .sort("user_row", "count", "latest")
+    )
+    users = bought["user_row"].to_numpy()
+    count = bought["count"].to_numpy()
+    latest = bought["latest"].to_physical().to_numpy()
+    new_user = np.r_[True, users[1:] != users[:-1]]
+    new_level = new_user | np.r_[True, (count[1:] != count[:-1]) | (latest[1:] != latest[:-1])]
+    level = np.cumsum(new_level)
+    # Subtract each user's first level so ranks restart at 0 per shopper.
+    first = np.maximum.accumulate(np.where(new_user, level, 0))
+    return sp.csr_matrix(
+        ((level - first).astype(np.float32), (users, bought["row"].to_numpy())), shape=(n_users, n_products)
+    )
 
 
 class ContentOnly:

@@ -1,10 +1,11 @@
-"""Champion/challenger: before a publish, the candidate configuration and the one behind the
-currently published snapshot are both scored on the latest window of the event log; a
-candidate whose NDCG@10 falls more than `tolerance` (relative) below the champion's does
-not reach shoppers unless someone overrides, and the override is recorded.
+"""Champion/challenger: before a publish, the candidate configuration (recommendation knobs
+and ranker settings) and the one behind the currently published snapshot are both trained
+on everything before the latest window of the event log and scored on its purchases; a
+candidate whose NDCG@10 falls more than `tolerance` (relative) below the champion's does not
+reach shoppers unless someone overrides, and the override is recorded.
 
-Both are trained on the same events (everything before the window) and judged on the
-same purchases, so the comparison isolates the configuration.
+Both are trained on the same events and judged on the same purchases, so the comparison
+isolates the configuration. Identical configurations skip the comparison (most nights).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from datetime import date, timedelta
 
-from evaluation.protocol import ShopData, ndcg_at_10, prepare_stage, rank_hybrid
+from evaluation.protocol import ShopData, ndcg_at_10, prepare_stage, rank_ranker
 from evaluation.split import TimeSplit
 from recommendations.config import RecommendationConfig
+from recommendations.ranker import RankerSettings, fit_ranker
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,19 @@ class Verdict:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """What decides the published lists: the table knobs and the ranker's settings."""
+
+    config: RecommendationConfig
+    ranker: RankerSettings
+
+    def comparable(self) -> dict:
+        ignored = {"block_size", "excluded_product_ids"}  # neither changes what shoppers are shown
+        knobs = {k: v for k, v in asdict(self.config).items() if k not in ignored}
+        return {"config": knobs, "ranker": asdict(self.ranker)}
+
+
 def config_from_manifest(config: dict) -> RecommendationConfig:
     """The configuration a snapshot was built with, as recorded in its manifest."""
     known = {f.name for f in fields(RecommendationConfig)}
@@ -42,15 +57,19 @@ def config_from_manifest(config: dict) -> RecommendationConfig:
     return RecommendationConfig(**values)
 
 
-def _comparable(config: RecommendationConfig) -> dict:
-    ignored = {"block_size", "excluded_product_ids"}  # neither changes what shoppers are shown
-    return {k: v for k, v in asdict(config).items() if k not in ignored}
+def candidate_from_manifest(manifest_config: dict, ranker: dict | None) -> Candidate:
+    """A published snapshot's configuration; snapshots from before the ranker have none, and
+    compare as the default ranker settings."""
+    return Candidate(
+        config_from_manifest(manifest_config),
+        RankerSettings.from_dict(ranker) if ranker else RankerSettings(),
+    )
 
 
 def challenge(
     data: ShopData,
-    candidate: RecommendationConfig,
-    champion: RecommendationConfig | None,
+    candidate: Candidate,
+    champion: Candidate | None,
     champion_snapshot: str | None,
     last_day: date,
     window_days: int = 14,
@@ -62,7 +81,7 @@ def challenge(
         raise ValueError(f"champion tolerance must be within [0, 1), got {tolerance}")
     if champion is None:
         return Verdict(True, "no published version yet: nothing to compare against", tolerance=tolerance)
-    if _comparable(champion) == _comparable(candidate):
+    if champion.comparable() == candidate.comparable():
         return Verdict(
             True,
             "same configuration as the published version",
@@ -70,7 +89,7 @@ def challenge(
             tolerance=tolerance,
         )
     split = TimeSplit(last_day + timedelta(days=1) - timedelta(days=window_days), window_days)
-    stage = prepare_stage(data, split.test, candidate)
+    stage = prepare_stage(data, split.test, candidate.config)
     label = f"{split.test.start:%Y-%m-%d}..{(split.test.end - timedelta(days=1)):%Y-%m-%d}"
     if not any(len(t) for t in stage.truth["repurchase"]):
         return Verdict(
@@ -81,11 +100,10 @@ def challenge(
             window=label,
         )
 
-    def score(config: RecommendationConfig) -> float:
-        policy = "repurchase" if config.allow_repurchase else "new_items"
-        scored = stage.with_popularity_half_life(config.popularity_half_life_days)
-        ranked = rank_hybrid(config, scored, 10, exclude_bought=not config.allow_repurchase)
-        return ndcg_at_10(ranked, scored, policy)
+    def score(side: Candidate) -> float:
+        policy = "repurchase" if side.config.allow_repurchase else "new_items"
+        model = fit_ranker(data, split.test.start, side.config, side.ranker)
+        return ndcg_at_10(rank_ranker(model, stage, 10, policy), stage, policy)
 
     new, old = score(candidate), score(champion)
     floor = old * (1 - tolerance)

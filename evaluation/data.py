@@ -7,7 +7,7 @@ from datetime import datetime
 
 from embeddings.store import PRODUCT_TABLE, read_table
 from embeddings.store import connect as connect_lancedb
-from evaluation.protocol import ShopData
+from recommendations.shop import ShopData
 from shopguide.settings import Paths
 from warehouse.store import connect
 

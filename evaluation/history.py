@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from evaluation.protocol import HYBRID, EvaluationResult
+from evaluation.protocol import SHIPPED, EvaluationResult
 from warehouse.store import connect, replace_rows
 
 HISTORY_DDL = """
@@ -92,13 +92,13 @@ def comparison_table(result: EvaluationResult, policy: str, cohort: str = "all",
 
 
 def best_baseline_ratio(result: EvaluationResult, policy: str) -> tuple[str, float | None]:
-    """(best baseline, hybrid NDCG@10 / its NDCG@10) on the test window, cohort all."""
+    """(best baseline, shipped ranker NDCG@10 / its NDCG@10) on the test window, cohort all."""
     table = comparison_table(result, policy)
-    baselines = table.filter(pl.col("method") != HYBRID).drop_nulls("ndcg")
-    hybrid = table.filter(pl.col("method") == HYBRID)["ndcg"]
-    if baselines.is_empty() or hybrid.is_empty() or not baselines["ndcg"][0]:
+    baselines = table.filter(pl.col("method") != SHIPPED).drop_nulls("ndcg")
+    shipped = table.filter(pl.col("method") == SHIPPED)["ndcg"]
+    if baselines.is_empty() or shipped.is_empty() or not baselines["ndcg"][0]:
         return ("", None)
-    return baselines["method"][0], float(hybrid[0]) / float(baselines["ndcg"][0])
+    return baselines["method"][0], float(shipped[0]) / float(baselines["ndcg"][0])
 
 
 def markdown(result: EvaluationResult) -> str:
@@ -108,7 +108,7 @@ def markdown(result: EvaluationResult) -> str:
         "",
         f"{split['test_users']} shoppers bought in the test window ({split['test_new_users']} new); "
         f"{split['train_events']} training events; {split['recommendable_products']} "
-        f"recommendable products. Hyper-parameters and hybrid weights chosen on: {split['tuned_on']}.",
+        f"recommendable products. Hyper-parameters chosen on: {split['tuned_on']}.",
     ]
     for policy in ("repurchase", "new_items"):
         table = comparison_table(result, policy)
@@ -144,7 +144,7 @@ def plot_history(history: pl.DataFrame, target: Path, policy: str = "repurchase"
     ).sort("evaluated_at")
     figure, axis = plt.subplots(figsize=(8, 4), dpi=100)
     for method, rows in points.group_by("method", maintain_order=True):
-        style = {"linewidth": 3} if method[0] == HYBRID else {"linewidth": 1.2, "alpha": 0.8}
+        style = {"linewidth": 3} if method[0] == SHIPPED else {"linewidth": 1.2, "alpha": 0.8}
         axis.plot(
             rows["evaluated_at"].to_list(), rows["value"].to_list(), marker="o", label=method[0], **style
         )

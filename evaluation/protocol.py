@@ -16,44 +16,41 @@ restricted to products nobody touched before the window).
 
 from __future__ import annotations
 
-import itertools
 import time as clock
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
 import polars as pl
 import torch
 
-from embeddings.users import user_vectors
 from evaluation import metrics
-from evaluation.baselines import ALS, EASE, ContentOnly, ItemKNN, Popularity, RepeatPurchase, purchase_counts
+from evaluation.baselines import (
+    ALS,
+    EASE,
+    BuyAgainByCount,
+    ContentOnly,
+    ItemKNN,
+    Popularity,
+    RepeatPurchase,
+    purchase_counts,
+)
+from evaluation.next_basket import TIFUKNN
 from evaluation.split import TimeSplit, Window, assert_no_leakage, default_cutoff
 from recommendations.config import RecommendationConfig
-from recommendations.hybrid import personal_rows, score_users
-from recommendations.inputs import RecInputs, build_inputs
-from recommendations.signals import decayed_popularity
-from recommendations.tables import fallback_recommendations
+from recommendations.inputs import RecInputs
+from recommendations.personal import rank_users
+from recommendations.ranker import RankerModel, RankerSettings, fit_ranker
+from recommendations.shop import ShopData, inputs_as_of
 from recommendations.topk import top_k_in_blocks
 
 POLICIES = ("repurchase", "new_items")
 COHORTS = ("all", "returning", "new_users", "new_products")
 KS = (10, 50)
-# The hybrid's weights maximise validation NDCG@10 among settings that keep at least this
-# share of the catalog in someone's top 10 (the product goal); if none does, NDCG alone.
-MIN_COVERAGE = 0.30
-HYBRID = "shopguide_hybrid"
-
-
-@dataclass
-class ShopData:
-    """What the evaluation reads: the marts and the product vectors, over the whole log."""
-
-    products: pl.DataFrame  # dim_products
-    product_vectors: pl.DataFrame  # product_id, vector
-    users: pl.DataFrame  # user_id, country
-    events: pl.DataFrame  # user_id, session_id, product_id, event_type, occurred_at, country
+# What the nightly tables publish: the learned ranker over the candidate generators.
+SHIPPED = "shopguide_ranker"
+__all__ = ["SHIPPED", "ShopData", "evaluate", "prepare_stage"]
 
 
 @dataclass
@@ -66,11 +63,6 @@ class Stage:
     returning: np.ndarray  # per evaluated user: any training history
     new_products: np.ndarray  # per product position: nobody touched it before the window
     tiebreak: np.ndarray  # all-time popularity, scaled far below any real score
-    train_rows: pl.DataFrame  # row, event_type, occurred_at: to re-decay popularity while tuning
-
-    def with_popularity_half_life(self, days: float) -> Stage:
-        popularity = decayed_popularity(self.train_rows, self.inputs.products.height, self.inputs.as_of, days)
-        return replace(self, inputs=replace(self.inputs, popularity=popularity))
 
 
 @dataclass
@@ -100,32 +92,8 @@ class EvaluationResult:
 def prepare_stage(data: ShopData, window: Window, config: RecommendationConfig) -> Stage:
     train = window.train(data.events)
     assert_no_leakage(train, window)
-    catalog = data.products.filter(pl.col("first_listed_at") < window.end)
-    vectors = data.product_vectors.filter(pl.col("product_id").is_in(catalog["product_id"].implode()))
-    product_ids = vectors["product_id"].to_list()
-    matrix = np.asarray(vectors["vector"].to_list(), dtype=np.float32)
-    signed_in = train.filter(pl.col("user_id").is_not_null())
-    users = user_vectors(
-        signed_in.select("user_id", "product_id", "event_type", "occurred_at"),
-        product_ids,
-        matrix,
-        config.history_half_life_days,
-    )
-    user_frame = pl.DataFrame(
-        {"user_id": users.user_ids, "vector": [v.tolist() for v in users.vectors]},
-        schema={"user_id": pl.Utf8, "vector": pl.List(pl.Float32)},
-    )
-    inputs = build_inputs(
-        catalog,
-        vectors,
-        data.users,
-        user_frame,
-        train,
-        window.start,
-        set(config.excluded_product_ids),
-        config.history_half_life_days,
-        config.popularity_half_life_days,
-    )
+    # Products listed before the window ends can be recommended from their titles.
+    inputs = inputs_as_of(data, window.start, config, listed_before=window.end)
     bought_later = (
         window.future(data.events)
         .filter((pl.col("event_type") == "purchase") & pl.col("user_id").is_not_null())
@@ -156,9 +124,6 @@ def prepare_stage(data: ShopData, window: Window, config: RecommendationConfig) 
         returning=np.diff(inputs.history.indptr)[rows] > 0,
         new_products=~touched,
         tiebreak=(1e-6 * counts / max(float(counts.max(initial=0.0)), 1.0)).astype(np.float32),
-        train_rows=train.join(inputs.products.select("product_id", "row"), on="product_id").select(
-            "row", "event_type", "occurred_at"
-        ),
     )
 
 
@@ -183,27 +148,10 @@ def rank_by_scores(method, stage: Stage, k: int, exclude_bought: bool) -> np.nda
     return indices
 
 
-def rank_hybrid(config: RecommendationConfig, stage: Stage, k: int, exclude_bought: bool) -> np.ndarray:
-    """shopguide's own lists: personal scores for shoppers with history, the cold-start
-    fallback (country, then shop-wide best-sellers) for the rest, as the nightly run does."""
-    inputs = stage.inputs
-    config = replace(config, k=k, allow_repurchase=not exclude_bought, max_per_category=None)
-    ranked = np.full((len(stage.rows), k), -1, dtype=np.int64)
-    personal = personal_rows(inputs)[stage.rows]
-    if personal.any():
-        ranked[personal], _, _ = score_users(inputs, config, stage.rows[personal], k)
-    if (~personal).any():
-        cold_ids = inputs.users["user_id"].to_numpy()[stage.rows[~personal]]
-        fallback = (
-            fallback_recommendations(inputs, config)
-            .filter(pl.col("user_id").is_in(cold_ids.tolist()))
-            .join(inputs.products.select("product_id", "row"), on="product_id")
-            .join(inputs.users.select("user_id", "user_row"), on="user_id")
-        )
-        position = {int(r): i for i, r in enumerate(stage.rows)}
-        for user_row, rank, product_row in fallback.select("user_row", "rank", "row").iter_rows():
-            ranked[position[user_row], rank - 1] = product_row
-    return ranked
+def rank_ranker(model: RankerModel, stage: Stage, k: int, policy: str) -> np.ndarray:
+    """shopguide's own lists, exactly as the nightly run builds them: the ranker for shoppers
+    with history, its cold-start list for the rest."""
+    return rank_users(model, stage.inputs, stage.rows, k, policy).products
 
 
 def score_rankings(method: str, policy: str, ranked: np.ndarray, stage: Stage) -> list[dict]:
@@ -267,36 +215,6 @@ def ndcg_at_10(ranked: np.ndarray, stage: Stage, policy: str) -> float:
     return metrics.ranking_metrics(ranked[mask], [truth[i] for i in np.flatnonzero(mask)], 10)["ndcg"]
 
 
-def _coverage10(ranked: np.ndarray, stage: Stage) -> float:
-    return metrics.catalog_coverage(ranked, 10, int(stage.inputs.recommendable.sum()))
-
-
-def tune_hybrid(
-    base: RecommendationConfig, stage: Stage, policy: str, log_rows: list[dict]
-) -> RecommendationConfig:
-    exclude = policy == "new_items"
-    scored = []
-    by_half_life: dict[float, Stage] = {}
-    for config in hybrid_grid(base, policy):
-        days = config.popularity_half_life_days
-        if days not in by_half_life:
-            by_half_life[days] = stage.with_popularity_half_life(days)
-        ranked = rank_hybrid(config, by_half_life[days], 50, exclude)
-        ndcg, coverage = ndcg_at_10(ranked, stage, policy), _coverage10(ranked, stage)
-        log_rows.append(
-            {
-                "policy": policy,
-                "method": HYBRID,
-                **hybrid_params(config),
-                "ndcg@10": ndcg,
-                "coverage@10": coverage,
-            }
-        )
-        scored.append((coverage >= MIN_COVERAGE, ndcg, config))
-    eligible = [s for s in scored if s[0]] or scored
-    return max(eligible, key=lambda s: s[1])[2]
-
-
 # Each baseline's candidate settings; the validation window picks one per policy.
 BASELINES: dict[str, list[Callable[[], object]]] = {
     "popularity": [lambda: Popularity()],
@@ -306,9 +224,11 @@ BASELINES: dict[str, list[Callable[[], object]]] = {
     "als": [lambda f=f, a=a: ALS(factors=f, alpha=a) for f in (32, 64, 128) for a in (5.0, 20.0)],
     "content": [lambda: ContentOnly()],
     "repeat_purchase": [lambda: RepeatPurchase()],
+    "buy_again_count": [lambda d=d: BuyAgainByCount(days=d) for d in (7, 30)],
+    "tifu_knn": [lambda k=k, a=a: TIFUKNN(neighbors=k, alpha=a) for k in (100, 300) for a in (0.7, 0.9)],
 }
-# Buying again is what the new_items policy forbids: that baseline would be empty there.
-BASELINE_POLICIES = {"repeat_purchase": ("repurchase",)}
+# Buying again is what the new_items policy forbids: those baselines would be empty there.
+BASELINE_POLICIES = {"repeat_purchase": ("repurchase",), "buy_again_count": ("repurchase",)}
 
 
 def evaluate_baselines(
@@ -346,46 +266,18 @@ def evaluate_baselines(
     return results, tuned, validation_rows
 
 
-def hybrid_grid(base: RecommendationConfig, policy: str) -> list[RecommendationConfig]:
-    repurchase = (0.0, 1.0, 2.0) if policy == "repurchase" else (0.0,)
-    configs = []
-    for content, graph, popularity, half_life, again in itertools.product(
-        (0.0, 0.25, 0.5), (0.0, 0.25), (0.05, 0.2), (3.5, 14.0), repurchase
-    ):
-        if content == graph == again == 0.0:
-            continue  # popularity alone is a baseline, not a hybrid
-        configs.append(
-            replace(
-                base,
-                content_weight=content,
-                graph_weight=graph,
-                popularity_weight=popularity,
-                popularity_half_life_days=half_life,
-                repurchase_weight=again,
-            )
-        )
-    return configs
-
-
-def hybrid_params(config: RecommendationConfig) -> dict:
-    return {
-        "content_weight": config.content_weight,
-        "graph_weight": config.graph_weight,
-        "popularity_weight": config.popularity_weight,
-        "repurchase_weight": config.repurchase_weight,
-        "popularity_half_life_days": config.popularity_half_life_days,
-    }
-
-
 def evaluate(
     data: ShopData,
     cutoff: date | None = None,
     window_days: int = 30,
     base_config: RecommendationConfig | None = None,
+    ranker_settings: RankerSettings | None = None,
     tune: bool = True,
     log: Callable[[str], None] = lambda message: None,
 ) -> EvaluationResult:
-    """Tune every method on the validation window, then score each once on the test window."""
+    """Tune every method on the validation window, then score each once on the test window.
+    The ranker tunes itself on its newest label window before the cut-off (the validation
+    window), the same way the nightly training does."""
     started = clock.perf_counter()
     base = base_config or RecommendationConfig()
     if data.events.is_empty():
@@ -407,13 +299,15 @@ def evaluate(
         )
     k = max(KS)
     results, tuned, validation_rows = evaluate_baselines(validation, test, k, log)
+    model = fit_ranker(data, split.test.start, base, ranker_settings or RankerSettings())
     for policy in POLICIES:
-        exclude = policy == "new_items"
-        chosen = tune_hybrid(base, validation, policy, validation_rows) if validation is not None else base
-        tuned[policy][HYBRID] = hybrid_params(chosen)
-        on_test = test.with_popularity_half_life(chosen.popularity_half_life_days)
-        results.extend(score_rankings(HYBRID, policy, rank_hybrid(chosen, on_test, k, exclude), on_test))
-        log(f"{policy:>10} {HYBRID:<18} {hybrid_params(chosen)}")
+        tuned[policy][SHIPPED] = {
+            "model_id": model.model_id,
+            "cold_start": model.cold_start["list"],
+            **{f"training_{key}": value for key, value in model.info[policy].items()},
+        }
+        results.extend(score_rankings(SHIPPED, policy, rank_ranker(model, test, k, policy), test))
+        log(f"{policy:>10} {SHIPPED:<18} {tuned[policy][SHIPPED]}")
     split_info = {
         "cutoff": split.cutoff.isoformat(),
         "window_days": window_days,

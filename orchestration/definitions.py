@@ -2,18 +2,20 @@
 
 from dagster import Definitions, load_assets_from_modules
 
-from assets import dbt, embeddings, evaluation, ingestion, monitoring, recommendations
+from assets import dbt, embeddings, evaluation, ingestion, monitoring, ranker, recommendations
 from assets.quality import quality_checks
-from orchestration.jobs import evaluation_job, nightly_job
+from orchestration.jobs import evaluation_job, nightly_job, ranker_training_job
 from orchestration.resources import build_resources
-from orchestration.schedules import evaluation_schedule, nightly_schedule
+from orchestration.schedules import evaluation_schedule, nightly_schedule, ranker_training_schedule
 from orchestration.sensors import landing_sensor
 
 defs = Definitions(
-    assets=load_assets_from_modules([ingestion, dbt, embeddings, recommendations, evaluation, monitoring]),
+    assets=load_assets_from_modules(
+        [ingestion, dbt, embeddings, recommendations, ranker, evaluation, monitoring]
+    ),
     asset_checks=quality_checks,
-    jobs=[nightly_job, evaluation_job],
-    schedules=[nightly_schedule, evaluation_schedule],
+    jobs=[nightly_job, evaluation_job, ranker_training_job],
+    schedules=[nightly_schedule, evaluation_schedule, ranker_training_schedule],
     sensors=[landing_sensor],
     resources=build_resources(),
 )

@@ -3,12 +3,14 @@ from dagster import AssetSelection, define_asset_job
 from orchestration.partitions import daily_partitions
 
 EVALUATION = AssetSelection.assets("recommendation_evaluation")
+RANKER = AssetSelection.assets("recommendation_ranker")
 
 # Everything partitioned by landing day: the event log, then the dbt models over it, and
-# what is derived from them; the offline evaluation (minutes of tuning) runs weekly instead.
+# what is derived from them; the offline evaluation and the ranker's training (minutes each)
+# run weekly instead.
 nightly_job = define_asset_job(
     "nightly_job",
-    selection=AssetSelection.all() - EVALUATION,
+    selection=AssetSelection.all() - EVALUATION - RANKER,
     partitions_def=daily_partitions,
     description="Ingest a landing day into the event log and rebuild what depends on it.",
 )
@@ -18,4 +20,11 @@ evaluation_job = define_asset_job(
     selection=EVALUATION,
     partitions_def=daily_partitions,
     description="Offline evaluation of every method on the latest window (history, plot, comparison).",
+)
+
+ranker_training_job = define_asset_job(
+    "ranker_training_job",
+    selection=RANKER,
+    partitions_def=daily_partitions,
+    description="Retrain the LightGBM ranker on labels from the event log; the nightly run picks it up.",
 )

@@ -44,16 +44,28 @@ class EmbeddingEncoder(ConfigurableResource):
 
 
 class RecommenderSettings(ConfigurableResource):
-    """Score weights and policies, settable from the launchpad (see RecommendationConfig)."""
+    """Policies and the ranker's training settings, settable from the launchpad (see
+    RecommendationConfig and recommendations.ranker.RankerSettings)."""
 
     k: int = 50
-    content_weight: float = 0.5
-    graph_weight: float = 0.3
-    popularity_weight: float = 0.2
-    repurchase_weight: float = 0.0
     popularity_half_life_days: float = 14.0
     allow_repurchase: bool = True
     max_per_category: int = 0  # 0: no diversity cap
+    # The learned ranker: labels from `ranker_cutoffs` windows of `ranker_label_window_days`
+    # before the run; the nightly run retrains when the newest model is older than
+    # `ranker_max_model_age_days` (the weekly ranker_training_job retrains anyway).
+    ranker_label_window_days: int = 30
+    ranker_cutoffs: int = 3
+    ranker_max_training_users: int = 20_000
+    ranker_max_model_age_days: int = 7
+    # Candidates each generator may propose per shopper (recommendations.candidates).
+    candidates_history: int = 100
+    candidates_cooccurrence: int = 50
+    candidates_content: int = 30
+    candidates_new_products: int = 10
+    candidates_collaborative: int = 50  # ALS and EASE each
+    candidates_popular: int = 30
+    candidates_country: int = 20
     canary_percent: int = 0  # 0: publish to everyone; 1..99: canary for that share of users
     # Champion/challenger: a new configuration may lose at most this share of the published
     # one's NDCG@10 on the last `champion_window_days`; the override is recorded in the manifest.
@@ -78,15 +90,32 @@ class RecommenderSettings(ConfigurableResource):
             min_overlap_with_current=self.gate_min_overlap_with_current,
         )
 
+    def ranker_settings(self):
+        from recommendations.candidates import CandidateLimits
+        from recommendations.ranker import RankerSettings
+
+        limits = CandidateLimits(
+            history=self.candidates_history,
+            cooccurrence=self.candidates_cooccurrence,
+            content=self.candidates_content,
+            new_products=self.candidates_new_products,
+            als=self.candidates_collaborative,
+            ease=self.candidates_collaborative,
+            popular=self.candidates_popular,
+            country=self.candidates_country,
+        )
+        return RankerSettings(
+            label_window_days=self.ranker_label_window_days,
+            cutoffs=self.ranker_cutoffs,
+            max_training_users=self.ranker_max_training_users,
+            limits=limits,
+        )
+
     def config(self, excluded: set[str], half_life_days: float):
         from recommendations.config import RecommendationConfig
 
         return RecommendationConfig(
             k=self.k,
-            content_weight=self.content_weight,
-            graph_weight=self.graph_weight,
-            popularity_weight=self.popularity_weight,
-            repurchase_weight=self.repurchase_weight,
             popularity_half_life_days=self.popularity_half_life_days,
             allow_repurchase=self.allow_repurchase,
             max_per_category=self.max_per_category or None,

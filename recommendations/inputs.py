@@ -27,6 +27,9 @@ class RecInputs:
     cooccurrence: sp.csr_matrix  # P × P, cosine-normalised
     popularity: np.ndarray  # P, in [0, 1]
     purchases: pl.DataFrame  # product_id, occurred_at, top_category, country (for popular lists)
+    # Signed-in purchases, one row per purchase event: user_row, row, occurred_at, basket (the
+    # session, else the day): what repeat-purchase and next-basket methods read.
+    orders: pl.DataFrame
 
     @property
     def product_ids(self) -> list[str]:
@@ -113,4 +116,13 @@ def build_inputs(
             popularity_half_life_days,
         ),
         purchases=purchases.select("product_id", "occurred_at", "top_category", "country"),
+        orders=signed_in.filter(pl.col("event_type") == "purchase")
+        .join(people.select("user_id", "user_row"), on="user_id")
+        .select(
+            "user_row",
+            "row",
+            "occurred_at",
+            basket=pl.coalesce(pl.col("session_id"), pl.col("occurred_at").dt.date().cast(pl.Utf8)),
+        )
+        .sort("user_row", "occurred_at", "row"),
     )

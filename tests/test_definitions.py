@@ -15,6 +15,7 @@ EXPECTED_ASSETS = {
     "user_embeddings",
     "published_recommendations",
     "recommendation_evaluation",
+    "recommendation_ranker",
     "monitoring_report",
 }
 
@@ -70,3 +71,24 @@ def test_groups_are_set_for_the_ui(dbt_manifest):
         for name in ("raw_events", "stg_shop__events", "fct_events")
     }
     assert groups == {"raw_events": "event_log", "stg_shop__events": "staging", "fct_events": "marts"}
+
+
+def test_the_ranker_trains_weekly_outside_the_nightly_job(dbt_manifest):
+    from datetime import datetime
+
+    from dagster import AssetKey, build_schedule_context
+
+    from orchestration.definitions import defs
+
+    nightly = defs.resolve_job_def("nightly_job").asset_layer.executable_asset_keys
+    weekly = defs.resolve_job_def("ranker_training_job").asset_layer.executable_asset_keys
+    assert AssetKey("recommendation_ranker") not in nightly
+    assert AssetKey("published_recommendations") in nightly
+    assert weekly == {AssetKey("recommendation_ranker")}
+    schedule = defs.resolve_schedule_def("ranker_training_schedule")
+    assert schedule.cron_schedule == "0 3 * * 0"
+    context = build_schedule_context(
+        scheduled_execution_time=datetime(2011, 12, 11, 3), repository_def=defs.get_repository_def()
+    )
+    requests = schedule.evaluate_tick(context).run_requests
+    assert [r.partition_key for r in requests] == ["2011-12-10"]

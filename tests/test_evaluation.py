@@ -4,7 +4,9 @@ table, the champion/challenger gate and the command line."""
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import asdict
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -15,11 +17,13 @@ from typer.testing import CliRunner
 
 from evaluation import metrics
 from evaluation.baselines import ease_weights, item_cosine
-from evaluation.champion import challenge, config_from_manifest
+from evaluation.champion import Candidate, candidate_from_manifest, challenge, config_from_manifest
 from evaluation.history import read_history, record, results_frame
-from evaluation.protocol import HYBRID, ShopData, evaluate, prepare_stage
+from evaluation.protocol import SHIPPED, ShopData, evaluate, prepare_stage
 from evaluation.split import TimeSplit, Window, assert_no_leakage, default_cutoff
+from recommendations.candidates import CandidateLimits
 from recommendations.config import RecommendationConfig
+from recommendations.ranker import RankerSettings
 from shopguide.cli import app
 
 # ---------------------------------------------------------------- metrics
@@ -87,11 +91,11 @@ def test_ease_solves_the_constrained_ridge_regression_column_by_column():
 
 def test_item_cosine_known_values_and_pruning():
     x = sp.csr_matrix(np.array([[1, 1, 0], [1, 1, 0], [0, 1, 1]], dtype=np.float32))
-    full = item_cosine(x, neighbors=3)
+    full = item_cosine(x, neighbors=3).toarray()
     assert full[0, 1] == pytest.approx(2 / math.sqrt(2 * 3))
     assert full[1, 2] == pytest.approx(1 / math.sqrt(3 * 1))
     assert full[0, 2] == 0.0 and np.allclose(np.diag(full), 0.0)
-    pruned = item_cosine(x, neighbors=1)
+    pruned = item_cosine(x, neighbors=1).toarray()
     assert (pruned > 0).sum(axis=1).tolist() == [1, 1, 1]
     assert pruned[1, 0] == pytest.approx(full[1, 0])  # item 1's nearest is item 0 (0.816 > 0.577)
 
@@ -211,21 +215,23 @@ def test_protocol_on_a_small_shop():
         "als",
         "content",
         "repeat_purchase",
-        HYBRID,
+        "buy_again_count",
+        "tifu_knn",
+        SHIPPED,
     }
     assert set(frame["cohort"]) == {"all", "returning", "new_users", "new_products"}
     assert set(frame["policy"]) == {"repurchase", "new_items"}
     assert set(frame["k"].drop_nulls()) == {10, 50}
     assert result.split["cutoff"] == "2024-04-01" and result.split["test_new_users"] > 0
     # Every new shopper gets a full list from the cold-start fallback.
-    empty = frame.filter((pl.col("method") == HYBRID) & (pl.col("metric") == "empty_lists_new_users"))
+    empty = frame.filter((pl.col("method") == SHIPPED) & (pl.col("metric") == "empty_lists_new_users"))
     assert empty["value"].to_list() == [0.0, 0.0]
     # These shoppers re-order their favourites: buying again must beat the best-seller list.
     repeat = result.value("repeat_purchase", "ndcg", 10)
     assert repeat > result.value("popularity", "ndcg", 10)
-    assert result.value(HYBRID, "ndcg", 10) >= 0.9 * repeat
-    # The weights came from the validation window and are reported.
-    assert set(result.tuned["repurchase"][HYBRID]) >= {"content_weight", "repurchase_weight"}
+    assert result.value(SHIPPED, "ndcg", 10) >= 0.9 * repeat
+    # The model and its cold-start choice came from windows before the cut-off and are reported.
+    assert set(result.tuned["repurchase"][SHIPPED]) >= {"model_id", "cold_start", "training_rounds"}
     assert all(0.0 <= v <= 1.0 for v in frame.filter(pl.col("metric") == "ndcg")["value"].drop_nulls())
 
 
@@ -246,12 +252,13 @@ def test_history_record_is_idempotent_per_run(home):
     assert history.group_by("run_id").len().sort("run_id")["len"].to_list() == [first, first]
 
 
-GOOD = RecommendationConfig(
-    content_weight=0.0, graph_weight=0.0, popularity_weight=0.05, repurchase_weight=1.0
+GOOD = Candidate(RecommendationConfig(), RankerSettings())
+# A ranker that may only propose the five best-sellers: it cannot bring back what these
+# shoppers re-order.
+NO_PERSONAL = CandidateLimits(
+    history=0, cooccurrence=0, content=0, new_products=0, als=0, ease=0, country=0, popular=5
 )
-WORSE = RecommendationConfig(
-    content_weight=1.0, graph_weight=0.0, popularity_weight=0.0, repurchase_weight=0.0
-)
+WORSE = Candidate(RecommendationConfig(), RankerSettings(limits=NO_PERSONAL))
 
 
 def test_champion_challenger_blocks_a_worse_candidate():
@@ -271,9 +278,13 @@ def test_champion_challenger_blocks_a_worse_candidate():
 
 
 def test_champion_config_round_trips_through_a_manifest():
-    manifest_config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(GOOD).items()}
+    manifest_config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(GOOD.config).items()}
     manifest_config["a_field_from_a_newer_version"] = 1
-    assert config_from_manifest(manifest_config) == GOOD
+    assert config_from_manifest(manifest_config) == GOOD.config
+    ranker = json.loads(json.dumps(asdict(WORSE.ranker)))
+    assert candidate_from_manifest(manifest_config, ranker) == WORSE
+    # A snapshot from before the ranker compares as the default settings.
+    assert candidate_from_manifest(manifest_config, None) == GOOD
 
 
 def test_cli_evaluate_errors_are_one_line(home):

@@ -5,6 +5,7 @@ ingestion whatever order partitions run in; a late event lands in its own event 
 re-running a day and backfilling a range twice leave identical tables.
 """
 
+import json
 import subprocess
 from datetime import date
 from pathlib import Path
@@ -273,9 +274,21 @@ def test_synthetic_shop_end_to_end_publishes_a_gated_snapshot_the_reader_serves(
     second = current_snapshot(root)
     assert second != current
     # Champion/challenger ran before the second publish and is recorded with the snapshot.
-    verdict = read_manifest(root, second).extra["champion_challenger"]
+    manifest = read_manifest(root, second)
+    verdict = manifest.extra["champion_challenger"]
     assert verdict["passed"] and verdict["champion_snapshot"] == current
     assert "same configuration" in verdict["message"]
+    # The lists came from the ranker the resource configures, saved and named in the manifest;
+    # the re-run reused the model the first run trained.
+    from dataclasses import asdict
+
+    from orchestration.resources import RecommenderSettings
+
+    model_id = manifest.extra["ranker_model_id"]
+    assert model_id == read_manifest(root, current).extra["ranker_model_id"]
+    assert (home.home / "models" / "ranker" / model_id / "meta.json").exists()
+    expected = json.loads(json.dumps(asdict(RecommenderSettings().ranker_settings())))
+    assert manifest.extra["ranker_settings"] == expected
     result = CliRunner().invoke(app, ["rollback"])
     assert result.exit_code == 0, result.output
     assert current_snapshot(root) == current
@@ -325,8 +338,13 @@ def test_champion_challenger_blocks_a_worse_configuration_until_overridden(home,
     root = serving_root(home)
     champion, before = current_snapshot(root), list_snapshots(root)
     assert champion is not None
-    # Content only, from the tests' hashing encoder (no meaning): far worse than the default.
-    worse = {**judge, "content_weight": 1.0, "graph_weight": 0.0, "popularity_weight": 0.0}
+    # Candidates from title vectors alone, and the tests' hashing encoder has no meaning: far
+    # worse than the default generators.
+    only_content = {
+        f"candidates_{name}": 0
+        for name in ("history", "cooccurrence", "new_products", "collaborative", "popular", "country")
+    }
+    worse = {**judge, **only_content, "candidates_content": 10}
     blocked = run_range(home, D1, last, recommender=worse)
     assert "published_recommendations:champion_challenger" in blocked.failed_checks, blocked
     assert current_snapshot(root) == champion and list_snapshots(root) == before
@@ -354,10 +372,10 @@ def test_the_evaluation_asset_keeps_history_and_writes_its_report(home, dbt_mani
         "from recommendation_evaluation_history group by run_id",
     )
     assert len(runs) == 2  # one set of rows per run, none doubled
-    assert {r[1] for r in runs} == {runs[0][1]} and runs[0][2] == 8
+    assert {r[1] for r in runs} == {runs[0][1]} and runs[0][2] == 10
     assert {r[3] for r in runs} == {date(2024, 2, 10)}  # the last 30 days are the test window
     folder = home.reports / "evaluation"
-    assert "shopguide_hybrid" in (folder / "latest.md").read_text()
+    assert "shopguide_ranker" in (folder / "latest.md").read_text()
     assert (folder / "ndcg_history.png").stat().st_size > 10_000
 
 

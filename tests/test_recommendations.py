@@ -8,14 +8,26 @@ import pytest
 import torch
 
 from recommendations.config import RecommendationConfig
-from recommendations.hybrid import cap_per_category
 from recommendations.inputs import build_inputs
 from recommendations.popular import popular_tables
+from recommendations.ranker import RankerModel, RankerSettings
 from recommendations.signals import cooccurrence_matrix
-from recommendations.tables import recommendation_tables
+from recommendations.tables import recommendation_tables as build_tables
 from recommendations.topk import top_k_in_blocks
+from recommendations.user_lists import cap_per_category
 
 AS_OF = datetime(2024, 1, 31)
+
+
+def untrained_ranker(cold_start: str = "country_30d") -> RankerModel:
+    """What fit_ranker gives a log too short to label: no boosters, the heuristic order."""
+    return RankerModel(
+        RankerSettings(), AS_OF, {"repurchase": None, "new_items": None}, {"list": cold_start}, {}
+    )
+
+
+def recommendation_tables(inputs, config):
+    return build_tables(inputs, config, untrained_ranker())
 
 
 def test_block_top_k_equals_brute_force():
@@ -190,8 +202,10 @@ def test_popular_and_trending_known_answer():
 def test_bad_configuration_is_refused():
     with pytest.raises(ValueError, match="k must be"):
         RecommendationConfig(k=0)
-    with pytest.raises(ValueError, match="weights"):
-        RecommendationConfig(content_weight=0, graph_weight=0, popularity_weight=0)
+    with pytest.raises(ValueError, match="similar_content_weight"):
+        RecommendationConfig(similar_content_weight=1.5)
+    with pytest.raises(ValueError, match="cutoffs must be at least 1"):
+        RankerSettings(cutoffs=0)
 
 
 def test_an_empty_catalog_gives_empty_tables_not_an_error():

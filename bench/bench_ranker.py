@@ -1,0 +1,176 @@
+"""The learned ranker's training and scoring: time, shoppers/s and peak memory.
+
+    python bench/bench_ranker.py --online-retail            # the demo's data (run `shopguide demo` first)
+    python bench/bench_ranker.py --users 1000000 --products 100000 --score-users 20000
+
+Online Retail: trains on the log before its last 30 days (as `shopguide evaluate` does for
+its test window) and scores every shopper. Synthetic: a shop built in memory (no pipeline):
+shoppers with Zipf-popular products, personal favourites they re-order, 90 days; trains
+with the default settings and scores `--score-users` shoppers (all when 0), reporting the
+throughput and what scoring all of them would take at that rate. Prints one JSON line per
+phase and a summary; nothing is asserted about timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from recommendations.config import RecommendationConfig  # noqa: E402
+from recommendations.personal import rank_users  # noqa: E402
+from recommendations.ranker import RankerSettings, fit_ranker  # noqa: E402
+from recommendations.shop import ShopData, inputs_as_of  # noqa: E402
+
+START = datetime(2024, 1, 1)
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def synthetic_shop(users: int, products: int, days: int, baskets: float, dim: int, seed: int) -> ShopData:
+    """Purchases only: each shopper has a few favourites they re-order and otherwise buys
+    Zipf-popular products; baskets per shopper ~ Poisson(`baskets`), at least one."""
+    rng = np.random.default_rng(seed)
+    product_ids = pl.Series("product_id", np.arange(products)).cast(pl.Utf8).str.zfill(7)
+    vectors = rng.standard_normal((products, dim), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    category = pl.Series(np.arange(products) % 20).cast(pl.Utf8)
+    catalog = pl.DataFrame(
+        {
+            "product_id": product_ids,
+            "title": "product " + product_ids,
+            "top_category": category,
+            "category_path": category,
+            "price": (1 + rng.random(products) * 50).round(2),
+            "is_recommendable": np.ones(products, dtype=bool),
+            "first_listed_at": [START] * products,
+        }
+    )
+    product_vectors = pl.DataFrame(
+        {"product_id": product_ids, "vector": pl.Series(vectors).cast(pl.List(pl.Float32))}
+    )
+    per_user = np.maximum(rng.poisson(baskets, users), 1)
+    owner = np.repeat(np.arange(users), per_user)
+    n_baskets = len(owner)
+    day = rng.integers(0, days, n_baskets)
+    popular = np.minimum(rng.zipf(1.3, n_baskets * 4) - 1, products - 1).reshape(n_baskets, 4)
+    favourites = rng.integers(0, products, (users, 3))
+    lines = np.where(rng.random((n_baskets, 4)) < 0.5, favourites[owner][:, [0, 1, 2, 0]], popular)
+    user_ids = "u" + pl.Series(np.arange(users)).cast(pl.Utf8).str.zfill(8)
+    events = pl.DataFrame(
+        {
+            "user_id": np.repeat(owner, 4),
+            "session_id": np.repeat(np.arange(n_baskets), 4),
+            "product_id": lines.ravel(),
+            "occurred_at": np.repeat(day, 4),
+        }
+    ).select(
+        user_id=pl.format("u{}", pl.col("user_id").cast(pl.Utf8).str.zfill(8)),
+        session_id=pl.col("session_id").cast(pl.Utf8),
+        product_id=pl.col("product_id").cast(pl.Utf8).str.zfill(7),
+        event_type=pl.lit("purchase"),
+        occurred_at=pl.lit(START) + pl.duration(days=pl.col("occurred_at"), hours=12),
+        country=pl.lit("UK"),
+    )
+    shoppers = pl.DataFrame({"user_id": user_ids, "country": ["UK"] * users})
+    return ShopData(products=catalog, product_vectors=product_vectors, users=shoppers, events=events)
+
+
+def online_retail() -> tuple[ShopData, datetime]:
+    from evaluation.data import load_shop_data
+    from shopguide.settings import Paths
+
+    data = load_shop_data(Paths.from_env())
+    last = data.events["occurred_at"].max()
+    return data, datetime.combine(last.date(), datetime.min.time()) + timedelta(days=1) - timedelta(days=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--online-retail", action="store_true", help="the demo's data under SHOPGUIDE_HOME")
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--baskets", type=float, default=4.0, help="mean baskets per shopper")
+    parser.add_argument("--dim", type=int, default=32)
+    parser.add_argument("--score-users", type=int, default=20_000, help="0: every shopper")
+    parser.add_argument("--k", type=int, default=50)
+    parser.add_argument("--output", type=Path, default=Path("bench/out/ranker.json"))
+    args = parser.parse_args()
+
+    figures: dict = {}
+    started = time.perf_counter()
+    if args.online_retail:
+        data, as_of = online_retail()
+        figures["shop"] = "online_retail"
+    else:
+        data = synthetic_shop(args.users, args.products, args.days, args.baskets, args.dim, seed=0)
+        as_of = START + timedelta(days=args.days)
+        figures["shop"] = f"synthetic {args.users:,} shoppers × {args.products:,} products"
+    figures.update(
+        events=data.events.height,
+        shoppers=data.users.height,
+        products=data.products.height,
+        build_s=round(time.perf_counter() - started, 1),
+        build_peak_rss_gb=round(peak_rss_gb(), 2),
+    )
+    print(json.dumps({"phase": "shop", **figures}), flush=True)
+
+    config, settings = RecommendationConfig(), RankerSettings()
+    started = time.perf_counter()
+    model = fit_ranker(data, as_of, config, settings)
+    figures["train_s"] = round(time.perf_counter() - started, 1)
+    figures["train_peak_rss_gb"] = round(peak_rss_gb(), 2)
+    figures["training"] = model.info
+    print(json.dumps({"phase": "train", "seconds": figures["train_s"], "info": model.info}), flush=True)
+
+    started = time.perf_counter()
+    inputs = inputs_as_of(data, as_of, config)
+    figures["inputs_s"] = round(time.perf_counter() - started, 1)
+    returning = np.flatnonzero(np.diff(inputs.history.indptr) > 0)
+    rows = returning if args.score_users == 0 else returning[: args.score_users]
+    started = time.perf_counter()
+    ranked = rank_users(model, inputs, rows, args.k, "repurchase")
+    seconds = time.perf_counter() - started
+    figures.update(
+        scored_shoppers=int(len(rows)),
+        score_s=round(seconds, 1),
+        shoppers_per_s=round(len(rows) / seconds, 1),
+        all_returning_shoppers=int(len(returning)),
+        all_shoppers_estimate_s=round(len(returning) / (len(rows) / seconds), 1),
+        full_lists=float((ranked.products[:, -1] >= 0).mean()),
+        peak_rss_gb=round(peak_rss_gb(), 2),
+    )
+    print(
+        json.dumps(
+            {"phase": "score", **{k: figures[k] for k in ("scored_shoppers", "score_s", "shoppers_per_s")}}
+        )
+    )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(figures, indent=2, default=str))
+    print(
+        f"\n{figures['shop']}: {figures['events']:,} events\n"
+        f"  train   {figures['train_s']:>8} s   peak RSS {figures['train_peak_rss_gb']} GB\n"
+        f"  inputs  {figures['inputs_s']:>8} s\n"
+        f"  score   {figures['score_s']:>8} s   {figures['shoppers_per_s']:,} shoppers/s "
+        f"({figures['scored_shoppers']:,} shoppers; all {figures['all_returning_shoppers']:,} ≈ "
+        f"{figures['all_shoppers_estimate_s']:,} s)\n"
+        f"  peak RSS {figures['peak_rss_gb']} GB"
+    )
+
+
+if __name__ == "__main__":
+    main()

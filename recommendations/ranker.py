@@ -1,0 +1,498 @@
+"""The learned ranker: LightGBM LambdaRank over the generators' candidates, trained on labels
+taken from the event log itself.
+
+For each of `cutoffs` rolling cut-offs c before `as_of` (c = as_of − i·W), the features come
+from events strictly before c and the label of a (shopper, product) candidate is whether the
+shopper bought it in [c, c + W). The newest cut-off is held out to choose the number of
+boosting rounds (early stopping), then the model is refitted on all of them. Two boosters are
+kept: `repurchase` (lists may hold past purchases) and `new_items` (candidates the shopper has
+bought before are dropped, in training and in serving).
+
+Shoppers with no history get the non-personal list that did best for the new shoppers of the
+newest cut-off's window (recent best-sellers over 7, 14 or 30 days, all-time, or their
+country's), chosen here so that evaluation and the nightly tables make the same choice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+
+from recommendations.candidates import CandidateLimits, Generators
+from recommendations.config import RecommendationConfig
+from recommendations.features import FEATURES, RANKED_SIGNALS, SIGNAL_FEATURES, FeatureContext
+from recommendations.inputs import RecInputs
+from recommendations.shop import ShopData, inputs_as_of
+
+POLICIES = ("repurchase", "new_items")
+COLD_START_LISTS = ("popular_7d", "popular_14d", "popular_30d", "popular_all", "country_30d")
+MODEL_FORMAT = 1
+SMALL_WORKLOAD = 200_000  # candidate pairs; below it LightGBM runs on one thread
+
+
+@dataclass(frozen=True)
+class RankerSettings:
+    label_window_days: int = 30
+    cutoffs: int = 3
+    max_training_users: int = 20_000  # per cut-off, sampled deterministically
+    learning_rate: float = 0.1
+    num_leaves: int = 31
+    min_data_in_leaf: int = 50
+    max_rounds: int = 300
+    # Training keeps every bought candidate and at most this many others per shopper (drawn at
+    # random, reproducibly): LambdaRank's cost grows with the pairs in a group.
+    negatives_per_shopper: int = 100
+    early_stopping_rounds: int = 30
+    threads: int = 2
+    limits: CandidateLimits = field(default_factory=CandidateLimits)
+
+    def __post_init__(self) -> None:
+        for name in ("label_window_days", "cutoffs", "max_training_users", "max_rounds", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ranker setting {name} must be at least 1, got {getattr(self, name)}")
+
+    def fingerprint(self) -> str:
+        payload = json.dumps({"format": MODEL_FORMAT, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_dict(cls, values: dict) -> RankerSettings:
+        values = dict(values)
+        limits = CandidateLimits(**values.pop("limits", {}))
+        return cls(**values, limits=limits)
+
+
+def threads_for(pairs: int, settings: RankerSettings) -> int:
+    """LightGBM's OpenMP threads spin while they wait: on small inputs (or a busy machine)
+    they cost more than they save, so small workloads run on one."""
+    return settings.threads if pairs > SMALL_WORKLOAD else 1
+
+
+@dataclass
+class CandidateBlock:
+    """A block of shoppers' candidates: parallel arrays, grouped by shopper (`users` sorted)."""
+
+    users: np.ndarray  # user rows
+    products: np.ndarray  # product rows
+    features: np.ndarray  # pairs × FEATURES, float32 (NaN = unknown)
+
+    def column(self, name: str) -> np.ndarray:
+        return self.features[:, FEATURES.index(name)]
+
+
+def _ranks_within(users: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """1 for each shopper's highest value, 2 for the next, ... (pairs grouped by shopper)."""
+    order = np.lexsort((-values, users))
+    starts = np.r_[0, np.flatnonzero(np.diff(users[order])) + 1]
+    lengths = np.diff(np.r_[starts, len(users)])
+    ranks = np.empty(len(users), dtype=np.float32)
+    ranks[order] = np.arange(len(users)) - np.repeat(starts, lengths) + 1
+    return ranks
+
+
+def candidate_blocks(generators: Generators, context: FeatureContext, rows: np.ndarray, exclude_bought: bool):
+    """Yield the candidates and features of `rows`, a block of shoppers at a time."""
+    size = generators.block_users()
+    for start in range(0, len(rows), size):
+        block = rows[start : start + size]
+        signals = generators.signals(block)
+        chosen = generators.candidates(block, signals, exclude_bought)
+        local, products = (np.array(t.numpy(), dtype=np.int64) for t in chosen.nonzero(as_tuple=True))
+        users = block[local]
+        columns = {name: signals[name][local, products].numpy() for name in SIGNAL_FEATURES}
+        for name in RANKED_SIGNALS:
+            columns[f"{name}_rank"] = _ranks_within(users, columns[name])
+        columns.update(context.pair_features(users, products))
+        features = np.column_stack([columns[name] for name in FEATURES]).astype(np.float32)
+        yield CandidateBlock(users, products, features)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@dataclass
+class TrainingSet:
+    features: np.ndarray
+    labels: np.ndarray
+    groups: np.ndarray  # pairs per shopper, in order
+    bought_before: np.ndarray  # per pair
+    cutoff_index: np.ndarray  # per group: 0 = newest cut-off
+    users: np.ndarray  # per pair: user row at its cut-off
+    products: np.ndarray  # per pair: product row at its cut-off
+    holdout_catalog: int  # recommendable products at the newest cut-off
+
+
+def _window_purchases(data: ShopData, start: datetime, end: datetime) -> pl.DataFrame:
+    return (
+        data.events.filter(
+            (pl.col("occurred_at") >= start)
+            & (pl.col("occurred_at") < end)
+            & (pl.col("event_type") == "purchase")
+            & pl.col("user_id").is_not_null()
+        )
+        .select("user_id", "product_id")
+        .unique()
+    )
+
+
+def truth_rows(inputs: RecInputs, purchases: pl.DataFrame) -> pl.DataFrame:
+    """(user_row, row) of purchases, for the shoppers and products `inputs` knows."""
+    return purchases.join(inputs.users.select("user_id", "user_row"), on="user_id").join(
+        inputs.products.select("product_id", "row"), on="product_id"
+    )
+
+
+def cutoff_dates(first_event: datetime, as_of: datetime, settings: RankerSettings) -> list[datetime]:
+    """Rolling cut-offs, newest first, each with at least a day of history before it."""
+    window = timedelta(days=settings.label_window_days)
+    out = []
+    for i in range(1, settings.cutoffs + 1):
+        cutoff = as_of - i * window
+        if cutoff - first_event < timedelta(days=1):
+            break
+        out.append(cutoff)
+    if not out and as_of - first_event >= timedelta(days=2):
+        # A short log: one cut-off halfway, so the ranker still learns something.
+        out.append(first_event + (as_of - first_event) / 2)
+    return out
+
+
+def training_set(
+    data: ShopData, as_of: datetime, config: RecommendationConfig, settings: RankerSettings
+) -> tuple[TrainingSet | None, dict]:
+    """Labelled candidates from every cut-off before `as_of`, and the cold-start choice."""
+    parts: list[tuple] = []
+    holdout_catalog = 0
+    cold_start = {"list": "popular_30d", "scores": {}}
+    if data.events.is_empty():
+        return None, cold_start
+    first = data.events["occurred_at"].min()
+    for index, cutoff in enumerate(cutoff_dates(first, as_of, settings)):
+        end = min(cutoff + timedelta(days=settings.label_window_days), as_of)
+        inputs = inputs_as_of(data, cutoff, config, listed_before=end)
+        truth = truth_rows(inputs, _window_purchases(data, cutoff, end))
+        if truth.is_empty():
+            continue
+        generators = Generators.fit(inputs, settings.limits)
+        if index == 0:
+            cold_start = choose_cold_start(generators, truth)
+            holdout_catalog = int(inputs.recommendable.sum())
+        returning = np.diff(inputs.history.indptr) > 0
+        users = np.unique(truth["user_row"].to_numpy())
+        users = users[returning[users]]
+        if len(users) > settings.max_training_users:
+            rng = np.random.default_rng(int(cutoff.timestamp()))
+            users = np.sort(rng.choice(users, settings.max_training_users, replace=False))
+        if len(users) == 0:
+            continue
+        context = FeatureContext.build(inputs)
+        positive = set(zip(truth["user_row"].to_list(), truth["row"].to_list(), strict=True))
+        for block in candidate_blocks(generators, context, users, exclude_bought=False):
+            labels = np.fromiter(
+                (
+                    (u, p) in positive
+                    for u, p in zip(block.users.tolist(), block.products.tolist(), strict=True)
+                ),
+                dtype=np.float32,
+                count=len(block.users),
+            )
+            parts.append((block, labels, index))
+    if not parts:
+        return None, cold_start
+    features = np.concatenate([p[0].features for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    users = np.concatenate([p[0].users for p in parts])
+    cut = np.concatenate([np.full(len(p[1]), p[2]) for p in parts])
+    boundaries = np.r_[0, np.flatnonzero((np.diff(users) != 0) | (np.diff(cut) != 0)) + 1, len(users)]
+    groups = np.diff(boundaries)
+    bought = features[:, FEATURES.index("baskets")] > 0
+    products = np.concatenate([p[0].products for p in parts])
+    return (
+        TrainingSet(features, labels, groups, bought, cut[boundaries[:-1]], users, products, holdout_catalog),
+        cold_start,
+    )
+
+
+def _subset(data: TrainingSet, keep_pairs: np.ndarray, keep_groups: np.ndarray, products: bool = False):
+    """Pairs in `keep_pairs` of the groups in `keep_groups`; drops groups without a positive."""
+    group_of = np.repeat(np.arange(len(data.groups)), data.groups)
+    mask = keep_pairs & keep_groups[group_of]
+    ids = group_of[mask]
+    labels = data.labels[mask]
+    sizes = np.bincount(ids, minlength=len(data.groups))
+    positives = np.bincount(ids, weights=labels, minlength=len(data.groups))
+    useful = positives > 0
+    final = useful[ids]
+    out = data.features[mask][final], labels[final], sizes[useful]
+    return (*out, data.products[mask][final]) if products else out
+
+
+def sample_negatives(x: np.ndarray, y: np.ndarray, groups: np.ndarray, limit: int):
+    """Every positive and at most `limit` random negatives per group, order kept."""
+    owner = np.repeat(np.arange(len(groups)), groups)
+    key = np.random.default_rng(0).random(len(y))
+    key[y > 0] = -1.0  # positives first, always kept
+    order = np.lexsort((key, owner))
+    starts = np.repeat(np.r_[0, np.cumsum(groups)[:-1]], groups)
+    rank = np.empty(len(y), dtype=np.int64)
+    rank[order] = np.arange(len(y)) - starts
+    positives = np.bincount(owner, weights=y, minlength=len(groups)).astype(np.int64)
+    keep = rank < positives[owner] + limit
+    return x[keep], y[keep], np.bincount(owner[keep], minlength=len(groups))
+
+
+# Popularity penalties tried on the holdout window: score − penalty · log(1 + sales in 30 days).
+PENALTIES = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
+# The product goal: at least this share of the catalog in someone's top 10, bought with at
+# most this relative loss of holdout NDCG@10 (beyond it, accuracy wins and coverage is reported).
+MIN_COVERAGE = 0.30
+MAX_NDCG_COST = 0.05
+
+
+def penalised(scores: np.ndarray, features: np.ndarray, penalty: float) -> np.ndarray:
+    return scores - penalty * np.log1p(np.nan_to_num(features[:, FEATURES.index("sold_30d")]))
+
+
+def holdout_top10(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, products: np.ndarray):
+    """(NDCG@10, distinct products in the top 10s) of the holdout's groups."""
+    owner = np.repeat(np.arange(len(groups)), groups)
+    order = np.lexsort((-scores, owner))
+    starts = np.r_[0, np.cumsum(groups)[:-1]]
+    rank = np.arange(len(order)) - np.repeat(starts, groups)
+    top = order[rank < 10]
+    discounts = 1.0 / np.log2(np.arange(2, 12))
+    dcg = np.bincount(owner[top], weights=labels[top] * discounts[rank[rank < 10]], minlength=len(groups))
+    positives = np.bincount(owner, weights=labels, minlength=len(groups)).astype(int)
+    ideal = np.cumsum(discounts)[np.minimum(positives, 10) - 1]
+    return float(np.mean(dcg / ideal)), len(np.unique(products[top]))
+
+
+def choose_penalty(booster, data: TrainingSet, pairs: np.ndarray, info: dict) -> float:
+    """The popularity penalty with the best holdout NDCG@10 among those whose top 10s cover
+    MIN_COVERAGE of the catalog and cost at most MAX_NDCG_COST of the unpenalised NDCG; no
+    penalty when none qualifies."""
+    x, y, g, products = _subset(data, pairs, data.cutoff_index == 0, products=True)
+    if len(g) == 0 or data.holdout_catalog == 0:
+        return 0.0
+    raw = booster.predict(x, num_threads=threads_for(len(x), RankerSettings()))
+    scored = []
+    for penalty in PENALTIES:
+        ndcg, shown = holdout_top10(penalised(raw, x, penalty), y, g, products)
+        scored.append((shown / data.holdout_catalog >= MIN_COVERAGE, ndcg, -penalty, penalty, shown))
+    floor = scored[0][1] * (1 - MAX_NDCG_COST)
+    eligible = [s for s in scored if s[0] and s[1] >= floor] or scored[:1]
+    best = max(eligible)
+    info["holdout_penalties"] = {
+        str(s[3]): {"ndcg@10": round(s[1], 6), "coverage@10": round(s[4] / data.holdout_catalog, 4)}
+        for s in scored
+    }
+    return best[3]
+
+
+def train_booster(data: TrainingSet, policy: str, settings: RankerSettings) -> tuple[object | None, dict]:
+    import lightgbm as lgb
+
+    pairs = np.ones(len(data.labels), dtype=bool) if policy == "repurchase" else ~data.bought_before
+    params = {
+        "objective": "lambdarank",
+        "metric": "ndcg",
+        "ndcg_eval_at": [10],
+        "learning_rate": settings.learning_rate,
+        "num_leaves": settings.num_leaves,
+        "min_data_in_leaf": settings.min_data_in_leaf,
+        "feature_fraction": 0.9,
+        "max_bin": 63,
+        "lambdarank_truncation_level": 20,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": threads_for(len(data.labels), settings),
+        "seed": 0,
+        "verbose": -1,
+    }
+    x, y, groups = _subset(data, pairs, np.ones(len(data.groups), dtype=bool))
+    if len(groups) == 0:
+        return None, {"reason": "no shopper bought one of their candidates in any label window"}
+    rounds = settings.max_rounds
+    penalty = 0.0
+    info: dict = {
+        "training_pairs": int(len(y)),
+        "training_shoppers": int(len(groups)),
+        "positives": int(y.sum()),
+    }
+    newest, older = data.cutoff_index == 0, data.cutoff_index > 0
+    if newest.any() and older.any():
+        xt, yt, gt = sample_negatives(*_subset(data, pairs, older), settings.negatives_per_shopper)
+        xv, yv, gv = _subset(data, pairs, newest)
+        if len(gt) and len(gv):
+            trial = lgb.train(
+                params,
+                lgb.Dataset(xt, yt, group=gt, feature_name=list(FEATURES)),
+                num_boost_round=settings.max_rounds,
+                valid_sets=[lgb.Dataset(xv, yv, group=gv, feature_name=list(FEATURES))],
+                callbacks=[lgb.early_stopping(settings.early_stopping_rounds, verbose=False)],
+            )
+            rounds = max(trial.best_iteration, 10)
+            info["holdout_ndcg@10"] = round(float(trial.best_score["valid_0"]["ndcg@10"]), 6)
+            penalty = choose_penalty(trial, data, pairs, info)
+    info["rounds"] = int(rounds)
+    info["popularity_penalty"] = penalty
+    x, y, groups = sample_negatives(x, y, groups, settings.negatives_per_shopper)
+    booster = lgb.train(
+        params, lgb.Dataset(x, y, group=groups, feature_name=list(FEATURES)), num_boost_round=rounds
+    )
+    return booster, info
+
+
+# ----------------------------------------------------------------------------- cold start
+
+
+def cold_start_scores(generators: Generators, name: str, rows: np.ndarray) -> np.ndarray:
+    """block × products: the named non-personal list's scores (higher first)."""
+    inputs = generators.inputs
+    if name == "country_30d":
+        country = generators.user_country[rows]
+        by_country = (
+            generators.country_popularity[np.maximum(country, 0)] if len(generators.country_popularity) else 0
+        )
+        own = np.where((country >= 0)[:, None], by_country, 0.0)
+        return (own + 1e-3 * generators.popular[None, :]).astype(np.float32)
+    days = None if name == "popular_all" else int(name.split("_")[1].rstrip("d"))
+    purchases = inputs.purchases
+    if days is not None:
+        purchases = purchases.filter(pl.col("occurred_at") >= inputs.as_of - timedelta(days=days))
+    counts = (
+        purchases.group_by("product_id")
+        .agg(n=pl.len())
+        .join(inputs.products.select("product_id", "row"), on="product_id")
+    )
+    scores = np.zeros(inputs.products.height, dtype=np.float32)
+    scores[counts["row"].to_numpy()] = counts["n"].to_numpy()
+    scores = scores / max(float(scores.max(initial=0.0)), 1.0) + 1e-3 * generators.popular
+    return np.broadcast_to(scores, (len(rows), len(scores)))
+
+
+def top_k(scores: np.ndarray, allowed: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    masked = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32)).masked_fill(
+        ~torch.from_numpy(np.ascontiguousarray(allowed)), float("-inf")
+    )
+    values, top = torch.topk(masked, min(k, masked.shape[1]), dim=1)
+    top = torch.where(torch.isfinite(values), top, torch.full_like(top, -1))
+    return top.numpy(), values.numpy()
+
+
+def _ndcg10(ranked: np.ndarray, truth: list[set]) -> float:
+    discounts = 1.0 / np.log2(np.arange(2, 12))
+    total = 0.0
+    for row, relevant in zip(ranked[:, :10], truth, strict=True):
+        hits = np.array([p in relevant for p in row], dtype=float)
+        total += (hits @ discounts[: len(hits)]) / discounts[: min(len(relevant), 10)].sum()
+    return total / max(len(truth), 1)
+
+
+def choose_cold_start(generators: Generators, truth: pl.DataFrame) -> dict:
+    """The non-personal list with the best NDCG@10 for the window's new shoppers."""
+    inputs = generators.inputs
+    returning = np.diff(inputs.history.indptr) > 0
+    grouped = truth.group_by("user_row").agg("row").sort("user_row")
+    rows = grouped["user_row"].to_numpy()
+    new = ~returning[rows]
+    if not new.any():
+        return {"list": "popular_30d", "scores": {}, "new_shoppers": 0}
+    rows = rows[new]
+    relevant = [set(r) for r, keep in zip(grouped["row"].to_list(), new, strict=True) if keep]
+    allowed = np.broadcast_to(inputs.recommendable, (len(rows), inputs.products.height))
+    scores = {}
+    for name in COLD_START_LISTS:
+        ranked, _ = top_k(cold_start_scores(generators, name, rows), allowed, 10)
+        scores[name] = round(_ndcg10(ranked, relevant), 6)
+    best = max(COLD_START_LISTS, key=lambda name: (scores[name], -COLD_START_LISTS.index(name)))
+    return {"list": best, "scores": scores, "new_shoppers": int(len(rows))}
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+@dataclass
+class RankerModel:
+    settings: RankerSettings
+    trained_as_of: datetime
+    boosters: dict[str, object | None]
+    cold_start: dict
+    info: dict
+
+    @property
+    def model_id(self) -> str:
+        digest = hashlib.sha256(self.settings.fingerprint().encode())
+        for policy in POLICIES:
+            booster = self.boosters.get(policy)
+            digest.update(booster.model_to_string().encode() if booster is not None else b"heuristic")
+        digest.update(json.dumps(self.cold_start, sort_keys=True).encode())
+        return f"ranker-{self.trained_as_of:%Y%m%d}-{digest.hexdigest()[:10]}"
+
+    def save(self, root: Path) -> Path:
+        """Write the model under root/<model_id>/ (boosters as LightGBM text, meta.json)."""
+        folder = root / self.model_id
+        staging = root / f".{self.model_id}.tmp"
+        staging.mkdir(parents=True, exist_ok=True)
+        for policy, booster in self.boosters.items():
+            if booster is not None:
+                booster.save_model(str(staging / f"{policy}.txt"))
+        meta = {
+            "model_id": self.model_id,
+            "format": MODEL_FORMAT,
+            "settings": asdict(self.settings),
+            "settings_fingerprint": self.settings.fingerprint(),
+            "trained_as_of": self.trained_as_of.isoformat(),
+            "cold_start": self.cold_start,
+            "info": self.info,
+            "features": list(FEATURES),
+        }
+        (staging / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        if folder.exists():
+            import shutil
+
+            shutil.rmtree(staging)
+        else:
+            staging.rename(folder)
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> RankerModel:
+        import lightgbm as lgb
+
+        meta = json.loads((folder / "meta.json").read_text())
+        boosters = {
+            policy: lgb.Booster(model_file=str(folder / f"{policy}.txt"))
+            if (folder / f"{policy}.txt").exists()
+            else None
+            for policy in POLICIES
+        }
+        return cls(
+            settings=RankerSettings.from_dict(meta["settings"]),
+            trained_as_of=datetime.fromisoformat(meta["trained_as_of"]),
+            boosters=boosters,
+            cold_start=meta["cold_start"],
+            info=meta["info"],
+        )
+
+
+def fit_ranker(
+    data: ShopData, as_of: datetime, config: RecommendationConfig, settings: RankerSettings
+) -> RankerModel:
+    """Train both boosters and choose the cold-start list from the log before `as_of`."""
+    training, cold_start = training_set(data, as_of, config, settings)
+    boosters: dict[str, object | None] = {}
+    info: dict = {}
+    for policy in POLICIES:
+        if training is None:
+            boosters[policy], info[policy] = None, {"reason": "no labelled history before the cut-off"}
+        else:
+            boosters[policy], info[policy] = train_booster(training, policy, settings)
+    return RankerModel(settings, as_of, boosters, cold_start, info)

@@ -1,0 +1,78 @@
+"""A shop's whole history in memory, and the recommender inputs as they stood at any moment.
+
+Training a ranker on past cut-offs, evaluating offline and building tonight's tables all ask
+the same question, "what did we know at time t?": `inputs_as_of` answers it from events
+strictly before t, with user vectors recomputed from those events alone, so nothing from t
+onwards can leak into a feature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+
+from embeddings.users import user_vectors
+from recommendations.config import RecommendationConfig
+from recommendations.inputs import RecInputs, build_inputs
+
+
+@dataclass
+class ShopData:
+    """The marts and the product vectors, over the whole log."""
+
+    products: pl.DataFrame  # dim_products
+    product_vectors: pl.DataFrame  # product_id, vector
+    users: pl.DataFrame  # user_id, country
+    events: pl.DataFrame  # user_id, session_id, product_id, event_type, occurred_at, country
+
+
+class LeakageError(AssertionError):
+    """Input meant to describe the past holds an event at or after its cut-off."""
+
+
+def assert_before(events: pl.DataFrame, cutoff: datetime, what: str) -> None:
+    if events.height and events["occurred_at"].max() >= cutoff:
+        raise LeakageError(f"{what} holds events at or after {cutoff}")
+
+
+def inputs_as_of(
+    data: ShopData,
+    as_of: datetime,
+    config: RecommendationConfig,
+    listed_before: datetime | None = None,
+) -> RecInputs:
+    """RecInputs from the events strictly before `as_of`; the catalog is what was listed
+    before `listed_before` (default `as_of`), so products launched later in a label window
+    can still be recommended from their titles."""
+    train = data.events.filter(pl.col("occurred_at") < as_of)
+    assert_before(train, as_of, "training input")
+    catalog = data.products.filter(pl.col("first_listed_at") < (listed_before or as_of))
+    vectors = data.product_vectors.filter(pl.col("product_id").is_in(catalog["product_id"].implode()))
+    signed_in = train.filter(pl.col("user_id").is_not_null())
+    # An early cut-off may predate every listed product: an empty (0 × d) matrix then.
+    dimension = len(data.product_vectors["vector"][0]) if data.product_vectors.height else 1
+    matrix = np.asarray(vectors["vector"].to_list(), dtype=np.float32).reshape(vectors.height, dimension)
+    users = user_vectors(
+        signed_in.select("user_id", "product_id", "event_type", "occurred_at"),
+        vectors["product_id"].to_list(),
+        matrix,
+        config.history_half_life_days,
+    )
+    user_frame = pl.DataFrame(
+        {"user_id": users.user_ids, "vector": [v.tolist() for v in users.vectors]},
+        schema={"user_id": pl.Utf8, "vector": pl.List(pl.Float32)},
+    )
+    return build_inputs(
+        catalog,
+        vectors,
+        data.users,
+        user_frame,
+        train,
+        as_of,
+        set(config.excluded_product_ids),
+        config.history_half_life_days,
+        config.popularity_half_life_days,
+    )
