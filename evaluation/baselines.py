@@ -18,8 +18,6 @@ Nothing here holds a dense products × products matrix (50k products → 10 GB i
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
@@ -34,22 +32,7 @@ from recommendations.collaborative import (  # noqa: F401  (re-exported: the bas
     most_touched,
     top_per_row,
 )
-from recommendations.inputs import RecInputs
-
-
-def purchase_counts(inputs: RecInputs, since_days: float | None = None) -> np.ndarray:
-    """Purchases per product position before the cut-off (optionally only the last N days)."""
-    purchases = inputs.purchases
-    if since_days is not None:
-        purchases = purchases.filter(pl.col("occurred_at") >= inputs.as_of - timedelta(days=since_days))
-    counted = (
-        purchases.group_by("product_id")
-        .agg(n=pl.len())
-        .join(inputs.products.select("product_id", "row"), on="product_id")
-    )
-    counts = np.zeros(inputs.products.height, dtype=np.float32)
-    counts[counted["row"].to_numpy()] = counted["n"].to_numpy()
-    return counts
+from recommendations.inputs import RecInputs, purchase_counts  # noqa: F401  (re-exported)
 
 
 class Popularity:

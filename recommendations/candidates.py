@@ -22,7 +22,7 @@ import polars as pl
 import torch
 
 from recommendations.collaborative import ALS, EASE
-from recommendations.inputs import RecInputs
+from recommendations.inputs import RecInputs, purchase_counts
 
 # Floats one signal may hold per block: block users × products ≤ this.
 BLOCK_CELLS = 8_000_000
@@ -74,9 +74,7 @@ class Generators:
         recent = inputs.purchases.filter(
             pl.col("occurred_at") >= inputs.as_of - timedelta(days=limits.country_days)
         ).join(inputs.products.select("product_id", "row"), on="product_id")
-        popular = np.zeros(inputs.products.height, dtype=np.float32)
-        counts = recent.group_by("row").agg(n=pl.len())
-        popular[counts["row"].to_numpy()] = counts["n"].to_numpy()
+        popular = purchase_counts(inputs, limits.country_days)
         popular /= max(float(popular.max(initial=0.0)), 1.0)
         countries = sorted(c for c in inputs.users["country"].unique().to_list() if c is not None)
         code = {c: i for i, c in enumerate(countries)}

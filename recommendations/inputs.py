@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -126,3 +126,18 @@ def build_inputs(
         )
         .sort("user_row", "occurred_at", "row"),
     )
+
+
+def purchase_counts(inputs: RecInputs, since_days: float | None = None) -> np.ndarray:
+    """Purchases per product position before the cut-off (optionally only the last N days)."""
+    purchases = inputs.purchases
+    if since_days is not None:
+        purchases = purchases.filter(pl.col("occurred_at") >= inputs.as_of - timedelta(days=since_days))
+    counted = (
+        purchases.group_by("product_id")
+        .agg(n=pl.len())
+        .join(inputs.products.select("product_id", "row"), on="product_id")
+    )
+    counts = np.zeros(inputs.products.height, dtype=np.float32)
+    counts[counted["row"].to_numpy()] = counted["n"].to_numpy()
+    return counts

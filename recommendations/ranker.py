@@ -28,7 +28,7 @@ import torch
 from recommendations.candidates import CandidateLimits, Generators
 from recommendations.config import RecommendationConfig
 from recommendations.features import FEATURES, RANKED_SIGNALS, SIGNAL_FEATURES, FeatureContext
-from recommendations.inputs import RecInputs
+from recommendations.inputs import RecInputs, purchase_counts
 from recommendations.shop import ShopData, inputs_as_of
 
 POLICIES = ("repurchase", "new_items")
@@ -364,16 +364,7 @@ def cold_start_scores(generators: Generators, name: str, rows: np.ndarray) -> np
         own = np.where((country >= 0)[:, None], by_country, 0.0)
         return (own + 1e-3 * generators.popular[None, :]).astype(np.float32)
     days = None if name == "popular_all" else int(name.split("_")[1].rstrip("d"))
-    purchases = inputs.purchases
-    if days is not None:
-        purchases = purchases.filter(pl.col("occurred_at") >= inputs.as_of - timedelta(days=days))
-    counts = (
-        purchases.group_by("product_id")
-        .agg(n=pl.len())
-        .join(inputs.products.select("product_id", "row"), on="product_id")
-    )
-    scores = np.zeros(inputs.products.height, dtype=np.float32)
-    scores[counts["row"].to_numpy()] = counts["n"].to_numpy()
+    scores = purchase_counts(inputs, days)
     scores = scores / max(float(scores.max(initial=0.0)), 1.0) + 1e-3 * generators.popular
     return np.broadcast_to(scores, (len(rows), len(scores)))
 
