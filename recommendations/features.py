@@ -136,7 +136,7 @@ class FeatureContext:
         """The PAIR_FEATURES, PRODUCT_FEATURES and USER_FEATURES of each (user row, product row)."""
 
         def sample(matrix: sp.csr_matrix) -> np.ndarray:
-            return np.asarray(matrix[users, products]).ravel().astype(np.float32)
+            return sample_at(matrix, users, products)
 
         baskets = sample(self.baskets)
         last, first = sample(self.last_age), sample(self.first_age)
@@ -167,6 +167,9 @@ class FeatureContext:
 
 
 def sample_at(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """matrix[rows[i], cols[i]] for every i (scipy returns a sparse matrix for no pairs)."""
+    if len(rows) == 0:
+        return np.zeros(0, dtype=np.float32)
     return np.asarray(matrix[rows, cols]).ravel().astype(np.float32)
 
 

@@ -105,6 +105,8 @@ def candidate_blocks(generators: Generators, context: FeatureContext, rows: np.n
         signals = generators.signals(block)
         chosen = generators.candidates(block, signals, exclude_bought)
         local, products = (np.array(t.numpy(), dtype=np.int64) for t in chosen.nonzero(as_tuple=True))
+        if len(local) == 0:
+            continue  # nothing to propose to this block (an empty catalog)
         users = block[local]
         columns = {name: signals[name][local, products].numpy() for name in SIGNAL_FEATURES}
         for name in RANKED_SIGNALS:

@@ -241,3 +241,12 @@ def test_a_cutoff_before_any_product_was_listed_trains_nothing_and_fails_nothing
     assert inputs.products.height == 0 and inputs.product_matrix.shape[0] == 0
     model = fit_ranker(data, START + timedelta(days=150), CONFIG, FAST)
     assert model.boosters == {"repurchase": None, "new_items": None}
+
+
+def test_shoppers_with_nothing_recommendable_get_empty_lists_not_an_error():
+    data = cycling_shop(n_users=20)
+    data = replace(data, products=data.products.with_columns(is_recommendable=pl.lit(False)))
+    as_of = START + timedelta(days=150)
+    model = fit_ranker(data, as_of, CONFIG, FAST)
+    recs = recommendation_tables(inputs_as_of(data, as_of, CONFIG), CONFIG, model)["user_recommendations"]
+    assert recs.is_empty()
