@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 import yaml
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 from shopguide.settings import REPO_ROOT
 
 DEFAULT_HALF_LIFE_DAYS = 30.0
+VECTOR_BLOCK = 50_000  # users whose float64 vectors are summed at once
 
 
 @functools.cache
@@ -82,18 +84,30 @@ def user_vectors(
     per_user = (
         pairs.filter(pl.col("weight") > 0)
         .group_by("user_id")
-        .agg("row", "weight", events=pl.col("events").sum(), last_event_at=pl.col("last_event_at").max())
+        .agg(events=pl.col("events").sum(), last_event_at=pl.col("last_event_at").max())
         .sort("user_id")
+        .with_row_index("position")
+    )
+    positive = pairs.filter(pl.col("weight") > 0).join(per_user.select("user_id", "position"), on="user_id")
+    weight_matrix = sp.csr_matrix(
+        (
+            positive["weight"].to_numpy().astype(np.float64),
+            (positive["position"].to_numpy(), positive["row"].to_numpy()),
+        ),
+        shape=(per_user.height, len(product_ids)),
     )
     dimension = product_matrix.shape[1]
-    vectors = np.zeros((per_user.height, dimension), dtype=np.float64)
-    for position, (rows, row_weights) in enumerate(
-        zip(per_user["row"].to_list(), per_user["weight"].to_list(), strict=True)
-    ):
-        vectors[position] = np.asarray(row_weights) @ product_matrix[np.asarray(rows)]
-    norms = np.linalg.norm(vectors, axis=1)
-    usable = norms > 1e-9  # weights that cancel to nothing say nothing
-    vectors = (vectors[usable] / norms[usable, None]).astype(np.float32)
+    products64 = product_matrix.astype(np.float64)
+    vectors = np.zeros((per_user.height, dimension), dtype=np.float32)
+    usable = np.zeros(per_user.height, dtype=bool)
+    for start in range(0, per_user.height, VECTOR_BLOCK):
+        # Sparse weights × product vectors, a block of users at a time (float64 sums).
+        block = np.asarray(weight_matrix[start : start + VECTOR_BLOCK] @ products64)
+        norms = np.linalg.norm(block, axis=1)
+        ok = norms > 1e-9  # weights that cancel to nothing say nothing
+        vectors[start : start + len(block)][ok] = (block[ok] / norms[ok, None]).astype(np.float32)
+        usable[start : start + len(block)] = ok
+    vectors = vectors[usable]
     kept = per_user.filter(pl.Series(usable))
     with_vector = set(kept["user_id"].to_list())
     return UserVectors(

@@ -13,6 +13,16 @@ from embeddings.users import product_weights
 from recommendations.signals import cooccurrence_matrix, decayed_popularity, sparse_user_product
 
 
+def vector_matrix(column: pl.Series) -> np.ndarray:
+    """A column of equal-length vectors (List or Array) as a float32 rows × d matrix, without
+    a Python list per row (a million shoppers' vectors would otherwise take minutes and GBs)."""
+    if column.len() == 0:
+        return np.zeros((0, 1), dtype=np.float32)
+    if isinstance(column.dtype, pl.List):
+        column = column.cast(pl.Array(pl.Float32, int(column.list.len().max())))
+    return np.array(column.to_numpy(), dtype=np.float32, order="C")  # writable: torch shares it
+
+
 @dataclass
 class RecInputs:
     as_of: datetime
@@ -56,11 +66,7 @@ def build_inputs(
         .with_row_index("row")
         .with_columns(pl.col("row").cast(pl.Int64))
     )
-    product_matrix = (
-        np.asarray(catalog["vector"].to_list(), dtype=np.float32)
-        if catalog.height
-        else np.zeros((0, 1), np.float32)
-    )
+    product_matrix = vector_matrix(catalog["vector"])
     recommendable = (
         catalog["is_recommendable"].to_numpy()
         & ~catalog["product_id"].is_in(list(excluded_product_ids)).to_numpy()
@@ -75,7 +81,7 @@ def build_inputs(
     if user_vectors.height:
         located = people.join(user_vectors.select("user_id", "vector"), on="user_id", how="inner")
         positions = located["user_row"].to_numpy()
-        user_matrix[positions] = np.asarray(located["vector"].to_list(), dtype=np.float32)
+        user_matrix[positions] = vector_matrix(located["vector"])
         has_vector[positions] = True
 
     events = events.filter(pl.col("occurred_at") <= as_of).join(rows, on="product_id", how="inner")

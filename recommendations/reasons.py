@@ -66,8 +66,10 @@ def _heuristic_family(features: np.ndarray) -> np.ndarray:
 
 
 def _weeks(days: float) -> str:
+    if days < 1.5:
+        return "day"
     if days < 10:
-        return f"{max(round(days), 1)} days"
+        return f"{round(days)} days"
     weeks = round(days / 7)
     return "week" if weeks == 1 else f"{weeks} weeks"
 
@@ -84,7 +86,8 @@ def reason_text(
     bought = row["baskets"] > 0
     if family == "repeat" or (bought and family in ("popular", "like_you")):
         if row["baskets"] >= 2 and np.isfinite(row["cycle_days"]):
-            return f"you buy this about every {_weeks(row['cycle_days'])}"
+            every = _weeks(row["cycle_days"])
+            return "you buy this almost every day" if every == "day" else f"you buy this about every {every}"
         if bought:
             return "you bought this before"
         return "you looked at this recently"

@@ -11,12 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import numpy as np
 import polars as pl
 
 from embeddings.users import user_vectors
 from recommendations.config import RecommendationConfig
-from recommendations.inputs import RecInputs, build_inputs
+from recommendations.inputs import RecInputs, build_inputs, vector_matrix
 
 
 @dataclass
@@ -53,8 +52,8 @@ def inputs_as_of(
     vectors = data.product_vectors.filter(pl.col("product_id").is_in(catalog["product_id"].implode()))
     signed_in = train.filter(pl.col("user_id").is_not_null())
     # An early cut-off may predate every listed product: an empty (0 × d) matrix then.
-    dimension = len(data.product_vectors["vector"][0]) if data.product_vectors.height else 1
-    matrix = np.asarray(vectors["vector"].to_list(), dtype=np.float32).reshape(vectors.height, dimension)
+    dimension = vector_matrix(data.product_vectors["vector"].head(1)).shape[1]
+    matrix = vector_matrix(vectors["vector"]).reshape(vectors.height, dimension)
     users = user_vectors(
         signed_in.select("user_id", "product_id", "event_type", "occurred_at"),
         vectors["product_id"].to_list(),
@@ -62,8 +61,10 @@ def inputs_as_of(
         config.history_half_life_days,
     )
     user_frame = pl.DataFrame(
-        {"user_id": users.user_ids, "vector": [v.tolist() for v in users.vectors]},
-        schema={"user_id": pl.Utf8, "vector": pl.List(pl.Float32)},
+        {
+            "user_id": pl.Series(users.user_ids, dtype=pl.Utf8),
+            "vector": pl.Series(users.vectors.reshape(-1, dimension)),
+        }
     )
     return build_inputs(
         catalog,

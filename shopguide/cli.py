@@ -98,6 +98,16 @@ def generate(
     seed: Annotated[int, typer.Option(help="Random seed: the same seed writes the same files.")] = 42,
     start_date: Annotated[str, typer.Option(help="First day events occur on (YYYY-MM-DD).")] = "2024-01-01",
     days: Annotated[int, typer.Option(help="Number of days.")] = 30,
+    products: Annotated[
+        int | None,
+        typer.Option(help="Catalog size, 1 to 1,000,000 (default: events / 200, within 200 to 50,000)."),
+    ] = None,
+    shoppers: Annotated[
+        int | None,
+        typer.Option(
+            help="Registered shoppers, 1 to 10,000,000 (default: events / 50, within 100 to 1,000,000)."
+        ),
+    ] = None,
     malformed_share: Annotated[float, typer.Option(help="Share of deliberately malformed lines.")] = 0.001,
     fmt: Annotated[str, typer.Option("--format", help="jsonl or parquet.")] = "jsonl",
 ) -> None:
@@ -109,6 +119,10 @@ def generate(
         raise UserError(f"--events {events} is out of range: use 1,000 to 10,000,000.")
     if days < 1:
         raise UserError("--days must be at least 1.")
+    if products is not None and not 1 <= products <= 1_000_000:
+        raise UserError(f"--products {products} is out of range: use 1 to 1,000,000.")
+    if shoppers is not None and not 1 <= shoppers <= 10_000_000:
+        raise UserError(f"--shoppers {shoppers} is out of range: use 1 to 10,000,000.")
     if fmt not in ("jsonl", "parquet"):
         raise UserError(f"--format {fmt!r}: use jsonl or parquet.")
     config = SyntheticConfig(
@@ -116,6 +130,8 @@ def generate(
         seed=seed,
         start_date=parse_day(start_date, "--start-date"),
         days=days,
+        products=products,
+        users=shoppers,
         malformed_share=malformed_share,
     )
     summary = run_generate(paths().landing, config, fmt=fmt)
@@ -314,19 +330,24 @@ def evaluate(
     ] = None,
     window: Annotated[int, typer.Option(help="Test (and validation) window in days.")] = 30,
     tune: Annotated[bool, typer.Option(help="Choose parameters on the validation window.")] = True,
+    max_users: Annotated[
+        int, typer.Option(help="Shoppers evaluated per window at most (a reproducible sample beyond it).")
+    ] = 10_000,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Offline evaluation of shopguide's hybrid against strong baselines on a time split."""
+    """Offline evaluation of shopguide's ranker against strong baselines on a time split."""
     from evaluation.data import load_shop_data
     from evaluation.history import markdown, read_history, write_reports
     from evaluation.protocol import evaluate as run_evaluation
 
     if window < 1:
         raise UserError(f"--window must be at least 1 day, got {window}.")
+    if max_users < 1:
+        raise UserError(f"--max-users must be at least 1, got {max_users}.")
     day = parse_day(cutoff, "--cutoff") if cutoff else None
     home = paths()
     log = (lambda message: None) if as_json else (lambda message: typer.echo(f"tuned {message}", err=True))
-    result = run_evaluation(load_shop_data(home), day, window, tune=tune, log=log)
+    result = run_evaluation(load_shop_data(home), day, window, tune=tune, max_users=max_users, log=log)
     written = write_reports(home.reports / "evaluation", result, read_history(home.warehouse))
     if as_json:
         echo_json(result.to_dict())

@@ -61,7 +61,7 @@ class DemoSummary:
             "tables:         shopguide status --json",
             f"monitoring:     {self.paths.reports / 'monitoring' / 'report.html'}",
             f"data quality:   {self.paths.reports / 'data_docs' / 'list.html'}",
-            "evaluation:     shopguide evaluate   (the hybrid against baselines, ~1 min)",
+            "evaluation:     shopguide evaluate   (the ranker against baselines, ~1 min)",
             f"wall time:      {seconds:.0f} s",
         ]
         return "\n".join(lines)

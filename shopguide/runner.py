@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 
 from shopguide.settings import Paths
+
+if TYPE_CHECKING:
+    from dagster import AssetSelection
 
 
 class RunFailed(RuntimeError):
@@ -41,11 +45,17 @@ def validate_range(first: date, last: date) -> None:
 
 
 def run_range(
-    paths: Paths, first: date, last: date, recommender: dict | None = None, job_name: str = "nightly_job"
+    paths: Paths,
+    first: date,
+    last: date,
+    recommender: dict | None = None,
+    job_name: str = "nightly_job",
+    selection: AssetSelection | None = None,
 ) -> RunOutcome:
     """Materialise a job (the nightly one unless told) for landing days first..last in one
     run. `recommender` overrides fields of the recommender resource for this run (as the
-    launchpad would)."""
+    launchpad would); `selection` runs only those of the job's assets (with their checks),
+    e.g. `AssetSelection.assets("product_embeddings").upstream()`."""
     validate_range(first, last)
     paths.ensure().export()
     # Imported here: loading the definitions costs seconds and needs the dbt manifest.
@@ -58,6 +68,7 @@ def run_range(
     from orchestration.definitions import defs
 
     job = defs.resolve_job_def(job_name)
+    asset_keys = None if selection is None else job_asset_keys(job, selection)
     tags = {
         "dagster/asset_partition_range_start": first.isoformat(),
         "dagster/asset_partition_range_end": last.isoformat(),
@@ -69,7 +80,11 @@ def run_range(
         run_config["resources"] = {"recommender": {"config": recommender}}
     with DagsterInstance.get() as instance:
         result = job.execute_in_process(
-            run_config=run_config, instance=instance, tags=tags, raise_on_error=False
+            run_config=run_config,
+            instance=instance,
+            tags=tags,
+            raise_on_error=False,
+            asset_selection=asset_keys,
         )
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
 
@@ -79,3 +94,16 @@ def run_range(
     errors = [e for e in failed if e.severity == AssetCheckSeverity.ERROR]
     warnings_ = [e for e in failed if e.severity != AssetCheckSeverity.ERROR]
     return RunOutcome(result.run_id, first, last, result.success, names(errors), names(warnings_))
+
+
+def job_asset_keys(job, selection: AssetSelection) -> list:
+    """The asset keys of `job` that `selection` picks; one that is not in the job is refused."""
+    from dagster import DagsterInvalidSubsetError
+
+    try:
+        keys = selection.resolve(job.asset_layer.asset_graph)
+    except DagsterInvalidSubsetError as error:
+        raise ValueError(f"{job.name} cannot run that selection: {error}") from None
+    if not keys:
+        raise ValueError(f"the selection picks none of {job.name}'s assets")
+    return sorted(keys)

@@ -39,6 +39,9 @@ def test_every_command_has_help(command):
         (["run", "--date", "2999-01-01"], "has no partition yet"),
         (["generate", "--events", "5"], "out of range"),
         (["generate", "--format", "csv"], "use jsonl or parquet"),
+        (["generate", "--products", "0"], "--products 0 is out of range"),
+        (["generate", "--shoppers", "10000001"], "--shoppers 10000001 is out of range"),
+        (["generate", "--events", "1000", "--products", "5000"], "cannot hold the catalog"),
         (["status"], "No warehouse at"),
         (["search", "mug"], "No product embeddings yet"),
         (["import", "online-retail", "--path", "/nonexistent.parquet"], "does not exist"),
@@ -72,3 +75,28 @@ def test_generate_then_status_json_has_stable_keys(home, dbt_manifest):
     assert set(raw) == {"table", "kind", "rows", "checksum", "latest_partition"}
     assert raw["rows"] == result_day.lines_read - len(result_day.quarantined)
     assert raw["latest_partition"] == "2024-01-01"
+
+
+def test_generate_products_and_shoppers_size_the_shop(home):
+    def ids_on_disk():
+        products, users = set(), set()
+        for path in home.landing.rglob("*.jsonl"):
+            for line in path.read_text().splitlines():
+                event = json.loads(line)
+                products.add(event["product_id"])
+                users.add(event["user_id"])
+        return products - {None}, users - {None}
+
+    base = ["generate", "--events", "3000", "--days", "3", "--malformed-share", "0"]
+    assert runner.invoke(app, base).exit_code == 0
+    default_products, default_users = ids_on_disk()
+    assert len(default_products) == 200 and len(default_users) > 40  # 3,000 events: 200 products, 100 users
+
+    for path in home.landing.rglob("*.jsonl"):
+        path.unlink()
+    result = runner.invoke(app, [*base, "--products", "40", "--shoppers", "25"])
+    assert result.exit_code == 0, result.output
+    products, users = ids_on_disk()
+    assert len(products) == 40  # every product is upserted within the days generated
+    assert 0 < len(users) <= 25
+    assert max(int(user.removeprefix("U-")) for user in users) <= 25

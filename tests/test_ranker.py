@@ -194,6 +194,9 @@ def test_reasons_say_what_drove_the_pick():
     assert reason_text("repeat", {**row, "baskets": 4, "cycle_days": 21.0}, None, None, None, None) == (
         "you buy this about every 3 weeks"
     )
+    assert reason_text("repeat", {**row, "baskets": 9, "cycle_days": 1.2}, None, None, None, None) == (
+        "you buy this almost every day"
+    )
     assert reason_text("repeat", {**row, "baskets": 1}, None, None, None, None) == "you bought this before"
     assert (
         reason_text("together", {**row, "baskets": 0}, "Red Mug", None, None, None) == "bought with Red Mug"
