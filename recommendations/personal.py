@@ -8,15 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from recommendations.candidates import Generators
+from recommendations.cold_start import cold_start_scores, top_k
 from recommendations.features import FEATURES, FeatureContext
-from recommendations.ranker import (
-    RankerModel,
-    candidate_blocks,
-    cold_start_scores,
-    penalised,
-    threads_for,
-    top_k,
-)
+from recommendations.ranker import RankerModel, candidate_blocks, penalised, threads_for
 
 
 @dataclass
