@@ -53,7 +53,8 @@ def _ndcg10(ranked: np.ndarray, truth: list[set]) -> float:
 
 
 def choose_cold_start(generators: Generators, truth: pl.DataFrame) -> dict:
-    """The non-personal list with the best NDCG@10 for the window's new shoppers."""
+    """The non-personal list with the best NDCG@10 for the window's new shoppers. A list is
+    the same for every shopper (or every shopper of a country), so each is ranked once."""
     inputs = generators.inputs
     returning = np.diff(inputs.history.indptr) > 0
     grouped = truth.group_by("user_row").agg("row").sort("user_row")
@@ -63,10 +64,17 @@ def choose_cold_start(generators: Generators, truth: pl.DataFrame) -> dict:
         return {"list": "popular_30d", "scores": {}, "new_shoppers": 0}
     rows = rows[new]
     relevant = [set(r) for r, keep in zip(grouped["row"].to_list(), new, strict=True) if keep]
-    allowed = np.broadcast_to(inputs.recommendable, (len(rows), inputs.products.height))
+    allowed = inputs.recommendable[None, :]
+    countries = generators.user_country[rows]
     scores = {}
     for name in COLD_START_LISTS:
-        ranked, _ = top_k(cold_start_scores(generators, name, rows), allowed, 10)
+        ranked = np.full((len(rows), 10), -1, dtype=np.int64)
+        segments = np.unique(countries) if name == "country_30d" else [None]
+        for segment in segments:
+            chosen = np.ones(len(rows), dtype=bool) if segment is None else countries == segment
+            one = rows[chosen][:1]
+            picked = top_k(cold_start_scores(generators, name, one), allowed, 10)[0][0]
+            ranked[np.ix_(chosen, np.arange(len(picked)))] = picked  # a catalog may hold fewer than 10
         scores[name] = round(_ndcg10(ranked, relevant), 6)
     best = max(COLD_START_LISTS, key=lambda name: (scores[name], -COLD_START_LISTS.index(name)))
     return {"list": best, "scores": scores, "new_shoppers": int(len(rows))}
