@@ -35,8 +35,9 @@ def cold_start_scores(generators: Generators, name: str, rows: np.ndarray) -> np
 
 
 def top_k(scores: np.ndarray, allowed: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    masked = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32)).masked_fill(
-        ~torch.from_numpy(np.ascontiguousarray(allowed)), float("-inf")
+    # Copies: the scores may be a read-only broadcast view, and masked_fill allocates anyway.
+    masked = torch.from_numpy(np.array(scores, dtype=np.float32)).masked_fill(
+        ~torch.from_numpy(np.array(allowed, dtype=bool)), float("-inf")
     )
     values, top = torch.topk(masked, min(k, masked.shape[1]), dim=1)
     top = torch.where(torch.isfinite(values), top, torch.full_like(top, -1))

@@ -285,3 +285,21 @@ def test_evaluate_on_a_50k_product_shop_stays_under_a_memory_ceiling():
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert figures["peak_gb"] < 2.5, figures
     assert figures["ndcg"] > 0.1, figures
+
+
+def test_new_shoppers_get_the_list_that_served_the_newest_window_best():
+    """New French shoppers buy what France buys, not what sells across the shop: the country
+    list wins on the held-out window, and is what the ranker keeps."""
+    products, vectors = catalog(12, seed=6)
+    ids = products["product_id"].to_list()
+    rows = []
+    for day in range(40):
+        at = START + timedelta(days=day, hours=9)
+        for i in range(3):  # the UK, a bigger market, buys p0000..p0002
+            rows.append((f"uk{day}-{i}", f"s-uk{day}-{i}", ids[i], "purchase", at, "UK"))
+        rows.append((f"fr{day}", f"s-fr{day}", ids[5 + day % 2], "purchase", at, "FR"))
+    data = shop(rows, products, vectors)
+    as_of = START + timedelta(days=40)
+    model = fit_ranker(data, as_of, CONFIG, RankerSettings(cutoffs=1, label_window_days=10))
+    assert model.cold_start["list"] == "country_30d", model.cold_start
+    assert model.cold_start["scores"]["country_30d"] > model.cold_start["scores"]["popular_30d"]
