@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -30,61 +29,11 @@ from recommendations.config import RecommendationConfig  # noqa: E402
 from recommendations.personal import rank_users  # noqa: E402
 from recommendations.ranker import RankerSettings, fit_ranker  # noqa: E402
 from recommendations.shop import ShopData, inputs_as_of  # noqa: E402
-
-START = datetime(2024, 1, 1)
+from shopguide.sources.memory_shop import START, repeat_buyer_shop  # noqa: E402
 
 
 def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-
-
-def synthetic_shop(users: int, products: int, days: int, baskets: float, dim: int, seed: int) -> ShopData:
-    """Purchases only: each shopper has a few favourites they re-order and otherwise buys
-    Zipf-popular products; baskets per shopper ~ Poisson(`baskets`), at least one."""
-    rng = np.random.default_rng(seed)
-    product_ids = pl.Series("product_id", np.arange(products)).cast(pl.Utf8).str.zfill(7)
-    vectors = rng.standard_normal((products, dim), dtype=np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    category = pl.Series(np.arange(products) % 20).cast(pl.Utf8)
-    catalog = pl.DataFrame(
-        {
-            "product_id": product_ids,
-            "title": "product " + product_ids,
-            "top_category": category,
-            "category_path": category,
-            "price": (1 + rng.random(products) * 50).round(2),
-            "is_recommendable": np.ones(products, dtype=bool),
-            "first_listed_at": [START] * products,
-        }
-    )
-    product_vectors = pl.DataFrame(
-        {"product_id": product_ids, "vector": pl.Series(vectors).cast(pl.List(pl.Float32))}
-    )
-    per_user = np.maximum(rng.poisson(baskets, users), 1)
-    owner = np.repeat(np.arange(users), per_user)
-    n_baskets = len(owner)
-    day = rng.integers(0, days, n_baskets)
-    popular = np.minimum(rng.zipf(1.3, n_baskets * 4) - 1, products - 1).reshape(n_baskets, 4)
-    favourites = rng.integers(0, products, (users, 3))
-    lines = np.where(rng.random((n_baskets, 4)) < 0.5, favourites[owner][:, [0, 1, 2, 0]], popular)
-    user_ids = "u" + pl.Series(np.arange(users)).cast(pl.Utf8).str.zfill(8)
-    events = pl.DataFrame(
-        {
-            "user_id": np.repeat(owner, 4),
-            "session_id": np.repeat(np.arange(n_baskets), 4),
-            "product_id": lines.ravel(),
-            "occurred_at": np.repeat(day, 4),
-        }
-    ).select(
-        user_id=pl.format("u{}", pl.col("user_id").cast(pl.Utf8).str.zfill(8)),
-        session_id=pl.col("session_id").cast(pl.Utf8),
-        product_id=pl.col("product_id").cast(pl.Utf8).str.zfill(7),
-        event_type=pl.lit("purchase"),
-        occurred_at=pl.lit(START) + pl.duration(days=pl.col("occurred_at"), hours=12),
-        country=pl.lit("UK"),
-    )
-    shoppers = pl.DataFrame({"user_id": user_ids, "country": ["UK"] * users})
-    return ShopData(products=catalog, product_vectors=product_vectors, users=shoppers, events=events)
 
 
 def online_retail() -> tuple[ShopData, datetime]:
@@ -117,7 +66,7 @@ def main() -> None:
         data, as_of = online_retail()
         figures["shop"] = "online_retail"
     else:
-        data = synthetic_shop(args.users, args.products, args.days, args.baskets, args.dim, seed=0)
+        data = repeat_buyer_shop(args.users, args.products, args.days, args.baskets, args.dim, seed=0)
         as_of = START + timedelta(days=args.days)
         figures["shop"] = f"synthetic {args.users:,} shoppers × {args.products:,} products"
     figures.update(

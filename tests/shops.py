@@ -111,49 +111,9 @@ def one_day_shop(n_users: int = 30, seed: int = 3) -> ShopData:
     return shop(rows, products, vectors)
 
 
-def large_catalog_shop(n_products: int = 50_000, n_users: int = 3_000, days: int = 120, seed: int = 4):
+def large_catalog_shop(n_products: int = 50_000, n_users: int = 3_000, days: int = 120):
     """A big catalog and few shoppers: what dense products × products matrices cannot hold
-    (50k products: 10 GB in float32). Shoppers re-order favourites and buy Zipf-popular
-    products; every product is listed from the start."""
-    rng = np.random.default_rng(seed)
-    ids = pl.Series("product_id", np.arange(n_products)).cast(pl.Utf8).str.zfill(6)
-    vectors = rng.standard_normal((n_products, 16), dtype=np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    category = pl.Series(np.arange(n_products) % 50).cast(pl.Utf8)
-    products = pl.DataFrame(
-        {
-            "product_id": ids,
-            "title": "product " + ids,
-            "top_category": category,
-            "category_path": category,
-            "price": (1 + rng.random(n_products) * 30).round(2),
-            "is_recommendable": np.ones(n_products, dtype=bool),
-            "first_listed_at": [START] * n_products,
-        }
-    )
-    product_vectors = pl.DataFrame(
-        {"product_id": ids, "vector": pl.Series(vectors).cast(pl.List(pl.Float32))}
-    )
-    baskets = np.maximum(rng.poisson(6, n_users), 1)
-    owner = np.repeat(np.arange(n_users), baskets)
-    favourites = rng.integers(0, n_products, (n_users, 2))
-    popular = np.minimum(rng.zipf(1.4, (len(owner), 3)) - 1, n_products - 1)
-    lines = np.column_stack([favourites[owner], popular])
-    day = rng.integers(0, days, len(owner))
-    events = pl.DataFrame(
-        {
-            "u": np.repeat(owner, lines.shape[1]),
-            "s": np.repeat(np.arange(len(owner)), lines.shape[1]),
-            "p": lines.ravel(),
-            "d": np.repeat(day, lines.shape[1]),
-        }
-    ).select(
-        user_id="u" + pl.col("u").cast(pl.Utf8),
-        session_id=pl.col("s").cast(pl.Utf8),
-        product_id=pl.col("p").cast(pl.Utf8).str.zfill(6),
-        event_type=pl.lit("purchase"),
-        occurred_at=pl.lit(START) + pl.duration(days=pl.col("d"), hours=12),
-        country=pl.lit("UK"),
-    )
-    users = events.group_by("user_id").agg(pl.col("country").first()).sort("user_id")
-    return ShopData(products=products, product_vectors=product_vectors, users=users, events=events)
+    (50k products: 10 GB in float32)."""
+    from shopguide.sources.memory_shop import repeat_buyer_shop
+
+    return repeat_buyer_shop(n_users, n_products, days, baskets=6.0, dim=16, seed=4)
