@@ -54,6 +54,7 @@ def recommendation_evaluation(
             cutoff,
             EVALUATION_WINDOW_DAYS,
             base_config=recommender.config(set(), encoder.half_life_days),
+            ranker_settings=recommender.ranker_settings(),
             log=context.log.info,
         )
     except ValueError as not_enough:

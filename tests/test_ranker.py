@@ -303,3 +303,13 @@ def test_new_shoppers_get_the_list_that_served_the_newest_window_best():
     model = fit_ranker(data, as_of, CONFIG, RankerSettings(cutoffs=1, label_window_days=10))
     assert model.cold_start["list"] == "country_30d", model.cold_start
     assert model.cold_start["scores"]["country_30d"] > model.cold_start["scores"]["popular_30d"]
+
+
+def test_the_nightly_defaults_are_the_settings_evaluate_measures():
+    """`shopguide evaluate` scores RecommendationConfig() and RankerSettings(); the nightly
+    tables are built from the recommender resource: by default they must be the same."""
+    from orchestration.resources import EmbeddingEncoder, RecommenderSettings
+
+    resource = RecommenderSettings()
+    assert resource.ranker_settings() == RankerSettings()
+    assert resource.config(set(), EmbeddingEncoder().half_life_days) == RecommendationConfig()
