@@ -312,6 +312,7 @@ def evaluate(
         )
     k = max(KS)
     results, tuned, validation_rows = evaluate_baselines(validation, test, k, log)
+    del validation  # its inputs (a vector per shopper) are not needed again: free them for the ranker
     model = fit_ranker(data, split.test.start, base, ranker_settings or RankerSettings())
     for policy in POLICIES:
         tuned[policy][SHIPPED] = {

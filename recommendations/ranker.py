@@ -207,10 +207,20 @@ def training_set(
                 dtype=np.float32,
                 count=len(block.users),
             )
+            if index > 0:
+                # Older windows only train: sample now, so a large shop's candidates never
+                # sit in memory whole. The newest keeps all (its rounds, penalty and
+                # coverage are judged on full candidate lists).
+                keep = negatives_kept(block.users, labels, settings.negatives_per_shopper)
+                block = CandidateBlock(block.users[keep], block.products[keep], block.features[keep])
+                labels = labels[keep]
             parts.append((block, labels, index))
+        del inputs, generators, context  # before the next cut-off's are built
     if not parts:
         return None, cold_start
     features = np.concatenate([p[0].features for p in parts])
+    for part in parts:
+        part[0].features = None  # each block's copy is in `features` now
     labels = np.concatenate([p[1] for p in parts])
     users = np.concatenate([p[0].users for p in parts])
     cut = np.concatenate([np.full(len(p[1]), p[2]) for p in parts])
@@ -238,17 +248,24 @@ def _subset(data: TrainingSet, keep_pairs: np.ndarray, keep_groups: np.ndarray, 
     return (*out, data.products[mask][final]) if products else out
 
 
+def negatives_kept(owner: np.ndarray, labels: np.ndarray, limit: int) -> np.ndarray:
+    """A mask: every positive and at most `limit` random negatives per owner (pairs grouped
+    by owner); reproducible."""
+    key = np.random.default_rng(0).random(len(labels))
+    key[labels > 0] = -1.0  # positives first, always kept
+    order = np.lexsort((key, owner))
+    starts = np.r_[0, np.flatnonzero(np.diff(owner[order])) + 1]
+    rank = np.empty(len(labels), dtype=np.int64)
+    rank[order] = np.arange(len(labels)) - np.repeat(starts, np.diff(np.r_[starts, len(labels)]))
+    _, inverse, _ = np.unique(owner, return_inverse=True, return_counts=True)
+    positives = np.bincount(inverse, weights=labels).astype(np.int64)
+    return rank < positives[inverse] + limit
+
+
 def sample_negatives(x: np.ndarray, y: np.ndarray, groups: np.ndarray, limit: int):
     """Every positive and at most `limit` random negatives per group, order kept."""
     owner = np.repeat(np.arange(len(groups)), groups)
-    key = np.random.default_rng(0).random(len(y))
-    key[y > 0] = -1.0  # positives first, always kept
-    order = np.lexsort((key, owner))
-    starts = np.repeat(np.r_[0, np.cumsum(groups)[:-1]], groups)
-    rank = np.empty(len(y), dtype=np.int64)
-    rank[order] = np.arange(len(y)) - starts
-    positives = np.bincount(owner, weights=y, minlength=len(groups)).astype(np.int64)
-    keep = rank < positives[owner] + limit
+    keep = negatives_kept(owner, y, limit)
     return x[keep], y[keep], np.bincount(owner[keep], minlength=len(groups))
 
 

@@ -313,3 +313,13 @@ def test_the_nightly_defaults_are_the_settings_evaluate_measures():
     resource = RecommenderSettings()
     assert resource.ranker_settings() == RankerSettings()
     assert resource.config(set(), EmbeddingEncoder().half_life_days) == RecommendationConfig()
+
+
+def test_negative_sampling_keeps_every_positive_and_at_most_the_limit():
+    from recommendations.ranker import negatives_kept
+
+    owner = np.array([3, 3, 3, 3, 7, 7, 7])
+    labels = np.array([0, 1, 0, 0, 0, 0, 0], dtype=np.float32)
+    keep = negatives_kept(owner, labels, limit=1)
+    assert keep[1] and keep[:4].sum() == 2 and keep[4:].sum() == 1
+    assert (negatives_kept(owner, labels, limit=1) == keep).all()  # reproducible
