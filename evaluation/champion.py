@@ -13,10 +13,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from datetime import date, timedelta
 
-from evaluation.protocol import ShopData, ndcg_at_10, prepare_stage, rank_ranker
+from evaluation.protocol import ndcg_at_10, prepare_stage, rank_ranker
 from evaluation.split import TimeSplit
 from recommendations.config import RecommendationConfig
 from recommendations.ranker import RankerSettings, fit_ranker
+from recommendations.shop import ShopData
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,10 @@ from evaluation.baselines import (
     purchase_counts,
 )
 from evaluation.next_basket import TIFUKNN
-from evaluation.split import TimeSplit, Window, assert_no_leakage, default_cutoff
+from evaluation.split import TimeSplit, Window, default_cutoff
+from recommendations.candidates import Generators
 from recommendations.config import RecommendationConfig
+from recommendations.features import FeatureContext
 from recommendations.inputs import RecInputs
 from recommendations.personal import rank_users
 from recommendations.ranker import RankerModel, RankerSettings, fit_ranker
@@ -53,7 +55,6 @@ SHIPPED = "shopguide_ranker"
 # Shoppers evaluated per window at most (a reproducible sample beyond it), so a large shop's
 # evaluation scores a bounded number of lists.
 DEFAULT_MAX_USERS = 10_000
-__all__ = ["SHIPPED", "ShopData", "evaluate", "prepare_stage"]
 
 
 @dataclass
@@ -98,9 +99,8 @@ def prepare_stage(
     """The stage's inputs and truth. With `max_users`, a reproducible random sample of the
     shoppers who bought in the window is evaluated (metrics are means over shoppers, so a
     sample of ten thousand estimates them to about ±0.005 NDCG)."""
-    train = window.train(data.events)
-    assert_no_leakage(train, window)
-    # Products listed before the window ends can be recommended from their titles.
+    # Training input ends where the window starts (inputs_as_of asserts it); products listed
+    # before the window ends can be recommended from their titles.
     inputs = inputs_as_of(data, window.start, config, listed_before=window.end)
     bought_later = (
         window.future(data.events)
@@ -130,7 +130,7 @@ def prepare_stage(
     return Stage(
         window=window,
         inputs=inputs,
-        train_events=train.height,
+        train_events=int((data.events["occurred_at"] < window.start).sum()),
         rows=rows,
         truth={"repurchase": repurchase, "new_items": new_items},
         returning=np.diff(inputs.history.indptr)[rows] > 0,
@@ -160,10 +160,16 @@ def rank_by_scores(method, stage: Stage, k: int, exclude_bought: bool) -> np.nda
     return indices
 
 
-def rank_ranker(model: RankerModel, stage: Stage, k: int, policy: str) -> np.ndarray:
+def rank_ranker(
+    model: RankerModel, stage: Stage, k: int, policy: str, fitted: tuple | None = None
+) -> np.ndarray:
     """shopguide's own lists, exactly as the nightly run builds them: the ranker for shoppers
-    with history, its cold-start list for the rest."""
-    return rank_users(model, stage.inputs, stage.rows, k, policy).products
+    with history, its cold-start list for the rest. `fitted` = (generators, feature context)
+    on the stage's inputs, shared by the policies."""
+    generators, context = fitted or (None, None)
+    return rank_users(
+        model, stage.inputs, stage.rows, k, policy, generators=generators, context=context
+    ).products
 
 
 def score_rankings(method: str, policy: str, ranked: np.ndarray, stage: Stage) -> list[dict]:
@@ -314,13 +320,15 @@ def evaluate(
     results, tuned, validation_rows = evaluate_baselines(validation, test, k, log)
     del validation  # its inputs (a vector per shopper) are not needed again: free them for the ranker
     model = fit_ranker(data, split.test.start, base, ranker_settings or RankerSettings())
+    fitted = (Generators.fit(test.inputs, model.settings.limits), FeatureContext.build(test.inputs))
     for policy in POLICIES:
         tuned[policy][SHIPPED] = {
             "model_id": model.model_id,
             "cold_start": model.cold_start["list"],
-            **{f"training_{key}": value for key, value in model.info[policy].items()},
+            **model.info[policy],
         }
-        results.extend(score_rankings(SHIPPED, policy, rank_ranker(model, test, k, policy), test))
+        ranked = rank_ranker(model, test, k, policy, fitted)
+        results.extend(score_rankings(SHIPPED, policy, ranked, test))
         log(f"{policy:>10} {SHIPPED:<18} {tuned[policy][SHIPPED]}")
     split_info = {
         "cutoff": split.cutoff.isoformat(),

@@ -15,6 +15,8 @@ from datetime import date, datetime, time, timedelta
 
 import polars as pl
 
+from recommendations.shop import assert_before
+
 
 @dataclass(frozen=True)
 class Window:
@@ -58,7 +60,4 @@ def default_cutoff(last_event_at: datetime, window_days: int) -> date:
 
 def assert_no_leakage(train: pl.DataFrame, window: Window) -> None:
     """Training input must end before the window it is scored on begins."""
-    if train.height and train["occurred_at"].max() >= window.start:
-        raise AssertionError(
-            f"training input for the {window.name} window holds events at or after {window.start}"
-        )
+    assert_before(train, window.start, f"training input for the {window.name} window")

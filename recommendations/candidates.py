@@ -41,7 +41,7 @@ class CandidateLimits:
     popular: int = 30
     country: int = 20
     new_product_days: int = 30  # listed less than this long ago (or never sold): "new"
-    country_days: int = 30
+    popular_days: int = 30  # the shop's and each country's best-sellers: sales in this many days
     ease_products: int = 3000
     als_factors: int = 64
 
@@ -49,8 +49,8 @@ class CandidateLimits:
         negative = [name for name, value in vars(self).items() if value < 0]
         if negative:
             raise ValueError(f"candidate limits must be >= 0: {', '.join(negative)}")
-        if self.new_product_days < 1 or self.country_days < 1 or self.als_factors < 1:
-            raise ValueError("new_product_days, country_days and als_factors must be at least 1")
+        if self.new_product_days < 1 or self.popular_days < 1 or self.als_factors < 1:
+            raise ValueError("new_product_days, popular_days and als_factors must be at least 1")
 
 
 @dataclass
@@ -72,9 +72,9 @@ class Generators:
         als = ALS(factors=limits.als_factors).fit(inputs) if has_history and limits.als else None
         ease = EASE(max_products=limits.ease_products).fit(inputs) if has_history and limits.ease else None
         recent = inputs.purchases.filter(
-            pl.col("occurred_at") >= inputs.as_of - timedelta(days=limits.country_days)
+            pl.col("occurred_at") >= inputs.as_of - timedelta(days=limits.popular_days)
         ).join(inputs.products.select("product_id", "row"), on="product_id")
-        popular = purchase_counts(inputs, limits.country_days)
+        popular = purchase_counts(inputs, limits.popular_days)
         popular /= max(float(popular.max(initial=0.0)), 1.0)
         countries = sorted(c for c in inputs.users["country"].unique().to_list() if c is not None)
         code = {c: i for i, c in enumerate(countries)}
@@ -161,8 +161,9 @@ class Generators:
         propose(signals["history_weight"], limits.history, True)
         propose(signals["cooccurrence"], limits.cooccurrence, True)
         has_vector = torch.from_numpy(inputs.has_vector[rows]).unsqueeze(1)
-        propose(signals["content"].masked_fill(~has_vector, float("-inf")), limits.content, False)
-        propose(signals["content"].masked_fill(~has_vector, float("-inf")), limits.new_products, False, new)
+        content = signals["content"].masked_fill(~has_vector, float("-inf"))
+        propose(content, limits.content, False)
+        propose(content, limits.new_products, False, new)
         if self.als:
             propose(signals["als"], limits.als, False)
         if self.ease:

@@ -21,19 +21,24 @@ def latest_model(
     root: Path, settings: RankerSettings, as_of: datetime, max_age_days: float
 ) -> RankerModel | None:
     """The newest saved model with these settings, trained at or before `as_of` and at most
-    `max_age_days` before it."""
-    best: tuple[datetime, Path] | None = None
+    `max_age_days` before it. A folder that cannot be read (damaged meta.json or model file)
+    is passed over: the caller trains a new model rather than failing the night."""
+    fresh: list[tuple[datetime, Path]] = []
     for meta_path in root.glob("ranker-*/meta.json"):
         try:
             meta = json.loads(meta_path.read_text())
             trained = datetime.fromisoformat(meta["trained_as_of"])
         except (OSError, ValueError, KeyError):
-            continue  # a damaged folder is never picked; the next training writes a new one
-        fresh = timedelta(0) <= as_of - trained <= timedelta(days=max_age_days)
-        if meta.get("settings_fingerprint") == settings.fingerprint() and fresh:
-            if best is None or (trained, meta_path.parent) > best:
-                best = (trained, meta_path.parent)
-    return RankerModel.load(best[1]) if best else None
+            continue
+        recent = timedelta(0) <= as_of - trained <= timedelta(days=max_age_days)
+        if meta.get("settings_fingerprint") == settings.fingerprint() and recent:
+            fresh.append((trained, meta_path.parent))
+    for _, folder in sorted(fresh, reverse=True):
+        try:
+            return RankerModel.load(folder)
+        except Exception:  # noqa: BLE001 (LightGBM raises its own error types for a bad file)
+            continue
+    return None
 
 
 def train_and_save(

@@ -28,12 +28,15 @@ class RankedLists:
 def heuristic_scores(features: np.ndarray) -> np.ndarray:
     """Used only when no booster could be trained (a log too short to label): buy again first,
     by number of baskets, then what the shopper touched, then neighbours, then best-sellers."""
-    column = {name: np.nan_to_num(features[:, FEATURES.index(name)]) for name in FEATURES}
+
+    def column(name: str) -> np.ndarray:
+        return np.nan_to_num(features[:, FEATURES.index(name)])
+
     return (
-        10.0 * column["baskets"]
-        + column["history_weight"]
-        + column["cooccurrence"]
-        + 0.01 * np.log1p(column["sold_30d"])
+        10.0 * column("baskets")
+        + column("history_weight")
+        + column("cooccurrence")
+        + 0.01 * np.log1p(column("sold_30d"))
     )
 
 
@@ -45,9 +48,11 @@ def rank_users(
     policy: str,
     explain: bool = False,
     generators: Generators | None = None,
+    context: FeatureContext | None = None,
 ) -> RankedLists:
     """Top-k product rows for each of `rows` (sorted, distinct); shoppers without history get
-    the cold-start list."""
+    the cold-start list. `generators` and `context` (fitted on `inputs`) can be passed in to
+    rank several policies without fitting them again."""
     if len(rows) > 1 and (np.diff(rows) <= 0).any():
         raise ValueError("rank_users needs sorted, distinct user rows")
     generators = generators or Generators.fit(inputs, model.settings.limits)
@@ -60,7 +65,7 @@ def rank_users(
     personal = np.diff(inputs.history.indptr)[rows] > 0
     position = np.flatnonzero(personal)
     if len(position):
-        context = FeatureContext.build(inputs)
+        context = context or FeatureContext.build(inputs)
         ranked_rows = rows[position]
         for block in candidate_blocks(generators, context, rows[position], exclude_bought):
             predicted = (

@@ -3,8 +3,10 @@ taken from the event log itself.
 
 For each of `cutoffs` rolling cut-offs c before `as_of` (c = as_of − i·W), the features come
 from events strictly before c and the label of a (shopper, product) candidate is whether the
-shopper bought it in [c, c + W). The newest cut-off is held out to choose the number of
-boosting rounds (early stopping), then the model is refitted on all of them. Two boosters are
+shopper bought it in [c, c + W). Training keeps every positive and a random sample of the
+other candidates per shopper. The newest cut-off is held out to choose the number of boosting
+rounds (early stopping) and a popularity penalty for catalog coverage, then the model is
+refitted on all of them. Two boosters are
 kept: `repurchase` (lists may hold past purchases) and `new_items` (candidates the shopper has
 bought before are dropped, in training and in serving).
 
@@ -15,8 +17,10 @@ country's), chosen here so that evaluation and the nightly tables make the same 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -61,7 +65,9 @@ class RankerSettings:
                 raise ValueError(f"ranker setting {name} must be at least 1, got {getattr(self, name)}")
 
     def fingerprint(self) -> str:
-        payload = json.dumps({"format": MODEL_FORMAT, **asdict(self)}, sort_keys=True)
+        """Settings, model format and feature list: a saved model is reused only when all three
+        match (a model trained on other features would silently mis-score)."""
+        payload = json.dumps({"format": MODEL_FORMAT, "features": FEATURES, **asdict(self)}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
     @classmethod
@@ -84,9 +90,6 @@ class CandidateBlock:
     users: np.ndarray  # user rows
     products: np.ndarray  # product rows
     features: np.ndarray  # pairs × FEATURES, float32 (NaN = unknown)
-
-    def column(self, name: str) -> np.ndarray:
-        return self.features[:, FEATURES.index(name)]
 
 
 def _ranks_within(users: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -219,8 +222,6 @@ def training_set(
     if not parts:
         return None, cold_start
     features = np.concatenate([p[0].features for p in parts])
-    for part in parts:
-        part[0].features = None  # each block's copy is in `features` now
     labels = np.concatenate([p[1] for p in parts])
     users = np.concatenate([p[0].users for p in parts])
     cut = np.concatenate([np.full(len(p[1]), p[2]) for p in parts])
@@ -295,14 +296,16 @@ def holdout_top10(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, pr
     return float(np.mean(dcg / ideal)), len(np.unique(products[top]))
 
 
-def choose_penalty(booster, data: TrainingSet, pairs: np.ndarray, info: dict) -> float:
+def choose_penalty(
+    booster, data: TrainingSet, pairs: np.ndarray, info: dict, settings: RankerSettings
+) -> float:
     """The popularity penalty with the best holdout NDCG@10 among those whose top 10s cover
     MIN_COVERAGE of the catalog and cost at most MAX_NDCG_COST of the unpenalised NDCG; no
     penalty when none qualifies."""
     x, y, g, products = _subset(data, pairs, data.cutoff_index == 0, products=True)
     if len(g) == 0 or data.holdout_catalog == 0:
         return 0.0
-    raw = booster.predict(x, num_threads=threads_for(len(x), RankerSettings()))
+    raw = booster.predict(x, num_threads=threads_for(len(x), settings))
     scored = []
     for penalty in PENALTIES:
         ndcg, shown = holdout_top10(penalised(raw, x, penalty), y, g, products)
@@ -361,7 +364,7 @@ def train_booster(data: TrainingSet, policy: str, settings: RankerSettings) -> t
             )
             rounds = max(trial.best_iteration, 10)
             info["holdout_ndcg@10"] = round(float(trial.best_score["valid_0"]["ndcg@10"]), 6)
-            penalty = choose_penalty(trial, data, pairs, info)
+            penalty = choose_penalty(trial, data, pairs, info, settings)
     info["rounds"] = int(rounds)
     info["popularity_penalty"] = penalty
     x, y, groups = sample_negatives(x, y, groups, settings.negatives_per_shopper)
@@ -382,8 +385,10 @@ class RankerModel:
     cold_start: dict
     info: dict
 
-    @property
+    @functools.cached_property
     def model_id(self) -> str:
+        """`ranker-<trained day>-<hash of settings, boosters and cold start>` (hashing a model's
+        text is not free: computed once)."""
         digest = hashlib.sha256(self.settings.fingerprint().encode())
         for policy in POLICIES:
             booster = self.boosters.get(policy)
@@ -395,7 +400,8 @@ class RankerModel:
         """Write the model under root/<model_id>/ (boosters as LightGBM text, meta.json)."""
         folder = root / self.model_id
         staging = root / f".{self.model_id}.tmp"
-        staging.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)  # a crashed save's leftovers
+        staging.mkdir(parents=True)
         for policy, booster in self.boosters.items():
             if booster is not None:
                 booster.save_model(str(staging / f"{policy}.txt"))
@@ -411,9 +417,13 @@ class RankerModel:
         }
         (staging / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
         if folder.exists():
-            import shutil
-
-            shutil.rmtree(staging)
+            # The same id means the same model: replace the folder whole, which also repairs
+            # one a crash or a bad disk left damaged.
+            retired = root / f".{self.model_id}.old"
+            shutil.rmtree(retired, ignore_errors=True)
+            folder.rename(retired)
+            staging.rename(folder)
+            shutil.rmtree(retired)
         else:
             staging.rename(folder)
         return folder

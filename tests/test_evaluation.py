@@ -19,11 +19,12 @@ from evaluation import metrics
 from evaluation.baselines import ease_weights, item_cosine
 from evaluation.champion import Candidate, candidate_from_manifest, challenge, config_from_manifest
 from evaluation.history import read_history, record, results_frame
-from evaluation.protocol import SHIPPED, ShopData, evaluate, prepare_stage
+from evaluation.protocol import SHIPPED, evaluate, prepare_stage
 from evaluation.split import TimeSplit, Window, assert_no_leakage, default_cutoff
 from recommendations.candidates import CandidateLimits
 from recommendations.config import RecommendationConfig
 from recommendations.ranker import RankerSettings
+from recommendations.shop import ShopData
 from shopguide.cli import app
 
 # ---------------------------------------------------------------- metrics
@@ -231,7 +232,7 @@ def test_protocol_on_a_small_shop():
     assert repeat > result.value("popularity", "ndcg", 10)
     assert result.value(SHIPPED, "ndcg", 10) >= 0.9 * repeat
     # The model and its cold-start choice came from windows before the cut-off and are reported.
-    assert set(result.tuned["repurchase"][SHIPPED]) >= {"model_id", "cold_start", "training_rounds"}
+    assert set(result.tuned["repurchase"][SHIPPED]) >= {"model_id", "cold_start", "rounds"}
     assert all(0.0 <= v <= 1.0 for v in frame.filter(pl.col("metric") == "ndcg")["value"].drop_nulls())
 
 
@@ -293,6 +294,8 @@ def test_cli_evaluate_errors_are_one_line(home):
     assert missing.exit_code == 2 and "No warehouse" in missing.output and "Traceback" not in missing.output
     bad_window = runner.invoke(app, ["evaluate", "--window", "0"])
     assert bad_window.exit_code == 2 and "--window" in bad_window.output
+    no_users = runner.invoke(app, ["evaluate", "--max-users", "0"])
+    assert no_users.exit_code == 2 and "--max-users" in no_users.output and "Traceback" not in no_users.output
     bad_day = runner.invoke(app, ["evaluate", "--cutoff", "yesterday"])
     assert bad_day.exit_code == 2 and "YYYY-MM-DD" in bad_day.output
 

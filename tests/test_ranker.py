@@ -323,3 +323,16 @@ def test_negative_sampling_keeps_every_positive_and_at_most_the_limit():
     keep = negatives_kept(owner, labels, limit=1)
     assert keep[1] and keep[:4].sum() == 2 and keep[4:].sum() == 1
     assert (negatives_kept(owner, labels, limit=1) == keep).all()  # reproducible
+
+
+def test_a_damaged_saved_model_is_passed_over_and_retrained(tmp_path):
+    data = cycling_shop(n_users=30)
+    as_of = START + timedelta(days=120)
+    model, _ = model_for_run(data, as_of, CONFIG, FAST, tmp_path, max_age_days=7)
+    (tmp_path / model.model_id / "repurchase.txt").write_text("not a LightGBM model")
+    assert latest_model(tmp_path, FAST, as_of, 7) is None
+    again, trained = model_for_run(data, as_of, CONFIG, FAST, tmp_path, max_age_days=7)
+    assert trained and again.boosters["repurchase"] is not None
+    # The same model id: the damaged folder was replaced whole, so the next night reuses it.
+    assert again.model_id == model.model_id
+    assert latest_model(tmp_path, FAST, as_of, 7).model_id == model.model_id
