@@ -10,13 +10,14 @@ import numpy as np
 from recommendations.candidates import Generators
 from recommendations.cold_start import cold_start_scores, top_k
 from recommendations.features import FEATURES, FeatureContext
-from recommendations.ranker import RankerModel, candidate_blocks, penalised, threads_for
+from recommendations.ranker import RankerModel, candidate_blocks, list_order, threads_for
 
 
 @dataclass
 class RankedLists:
-    """Parallel to `rows`: product rows best first (-1 padded), scores, and, when asked for,
-    the picks' features (NaN for cold-start picks)."""
+    """Parallel to `rows`: product rows best first (-1 padded), the model's scores (the order
+    also follows the model's diversity rule, so a later pick can score higher), and, when asked
+    for, the picks' features (NaN for cold-start picks)."""
 
     rows: np.ndarray
     products: np.ndarray  # len(rows) × k
@@ -68,18 +69,21 @@ def rank_users(
         context = context or FeatureContext.build(inputs)
         ranked_rows = rows[position]
         for block in candidate_blocks(generators, context, rows[position], exclude_bought):
-            predicted = (
-                penalised(
-                    booster.predict(
-                        block.features, num_threads=threads_for(len(block.features), model.settings)
-                    ),
-                    block.features,
-                    model.info[policy].get("popularity_penalty", 0.0),
+            if booster is not None:
+                predicted = booster.predict(
+                    block.features, num_threads=threads_for(len(block.features), model.settings)
                 )
-                if booster is not None
-                else heuristic_scores(block.features)
-            )
-            order = np.lexsort((block.products, -predicted, block.users))
+                info = model.info[policy]
+                order_key = list_order(
+                    predicted,
+                    block.features,
+                    block.users,
+                    info.get("popularity_penalty", 0.0),
+                    info.get("protected_places", 0),
+                )
+            else:
+                predicted = order_key = heuristic_scores(block.features)
+            order = np.lexsort((block.products, -order_key, block.users))
             users = block.users[order]
             starts = np.r_[0, np.flatnonzero(np.diff(users)) + 1]
             rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
