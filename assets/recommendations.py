@@ -25,7 +25,7 @@ from orchestration.resources import EmbeddingEncoder, RecommenderSettings, Shopg
 from quality.checks import record as record_expectations
 from quality.checks import window_key
 from recommendations.exclusions import load_exclusions
-from recommendations.inputs import build_inputs
+from recommendations.inputs import VectorsById, build_inputs
 from recommendations.model_store import model_for_run, model_root
 from recommendations.shop import ShopData
 from recommendations.tables import recommendation_tables
@@ -91,7 +91,7 @@ def published_recommendations(
         products,
         product_vectors,
         users,
-        user_vectors,
+        VectorsById.from_frame(user_vectors, "user_id"),
         events,
         as_of,
         set(config.excluded_product_ids),

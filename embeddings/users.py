@@ -107,7 +107,8 @@ def user_vectors(
         ok = norms > 1e-9  # weights that cancel to nothing say nothing
         vectors[start : start + len(block)][ok] = (block[ok] / norms[ok, None]).astype(np.float32)
         usable[start : start + len(block)] = ok
-    vectors = vectors[usable]
+    if not usable.all():  # the copy costs a vector per shopper: only when some are dropped
+        vectors = vectors[usable]
     kept = per_user.filter(pl.Series(usable))
     with_vector = set(kept["user_id"].to_list())
     return UserVectors(

@@ -249,14 +249,12 @@ BASELINES: dict[str, list[Callable[[], object]]] = {
 BASELINE_POLICIES = {"repeat_purchase": ("repurchase",), "buy_again_count": ("repurchase",)}
 
 
-def evaluate_baselines(
-    validation: Stage | None, test: Stage, k: int, log: Callable[[str], None]
-) -> tuple[list[dict], dict[str, dict[str, dict]], list[dict]]:
-    """Every baseline, tuned per policy on validation and scored on test. Each candidate is
-    fitted once per stage and ranked under both policies (a fit is the expensive part)."""
-    results: list[dict] = []
+def tune_baselines(validation: Stage | None, k: int) -> tuple[dict[str, dict[str, int]], list[dict]]:
+    """Each baseline's best candidate per policy on the validation window (the first when
+    there is nothing to tune on), and every candidate's validation NDCG@10. Each candidate is
+    fitted once and ranked under both policies (a fit is the expensive part)."""
+    chosen: dict[str, dict[str, int]] = {}
     validation_rows: list[dict] = []
-    tuned: dict[str, dict[str, dict]] = {policy: {} for policy in POLICIES}
     for name, candidates in BASELINES.items():
         policies = BASELINE_POLICIES.get(name, POLICIES)
         best = dict.fromkeys(policies, (0, -1.0))  # policy → (candidate, validation NDCG@10)
@@ -271,17 +269,33 @@ def evaluate_baselines(
                     )
                     if score > best[policy][1]:
                         best[policy] = (index, score)
+        chosen[name] = {policy: best[policy][0] for policy in policies}
+    return chosen, validation_rows
+
+
+def score_baselines(
+    test: Stage, chosen: dict[str, dict[str, int]], k: int, log: Callable[[str], None]
+) -> tuple[list[dict], dict[str, dict[str, dict]]]:
+    """Every baseline's chosen candidate, fitted on the test stage's input and scored on its
+    window; each distinct candidate is fitted once for both policies."""
+    results: list[dict] = []
+    tuned: dict[str, dict[str, dict]] = {policy: {} for policy in POLICIES}
+    for name, per_policy in chosen.items():
         fitted: dict[int, object] = {}
-        for policy in policies:
-            index = best[policy][0]
+        for policy, index in per_policy.items():
             if index not in fitted:
-                fitted[index] = candidates[index]().fit(test.inputs)
+                fitted[index] = BASELINES[name][index]().fit(test.inputs)
             method = fitted[index]
             tuned[policy][name] = method.params
             ranked = rank_by_scores(method, test, k, policy == "new_items")
             results.extend(score_rankings(name, policy, ranked, test))
             log(f"{policy:>10} {name:<18} {method.params}")
-    return results, tuned, validation_rows
+    return results, tuned
+
+
+def _signed_in_purchases(data: ShopData, window: Window) -> int:
+    future = window.future(data.events)
+    return future.filter((pl.col("event_type") == "purchase") & pl.col("user_id").is_not_null()).height
 
 
 def evaluate(
@@ -309,17 +323,27 @@ def evaluate(
             f"Cut-off {split.cutoff} leaves no training data before its {window_days}-day validation "
             f"window (the log starts {first:%Y-%m-%d}): choose a later --cutoff or a shorter --window."
         )
-    validation = prepare_stage(data, split.validation, base, max_users) if tune else None
-    test = prepare_stage(data, split.test, base, max_users)
-    if len(test.rows) == 0:
+    if not _signed_in_purchases(data, split.test):
         raise ValueError(
             f"No signed-in purchases between {split.test.start:%Y-%m-%d} and {split.test.end:%Y-%m-%d}: "
             "choose a --cutoff inside the log."
         )
     k = max(KS)
-    results, tuned, validation_rows = evaluate_baselines(validation, test, k, log)
-    del validation  # its inputs (a vector per shopper) are not needed again: free them for the ranker
+    # One shop state in memory at a time: the ranker trains (on its own cut-offs' inputs)
+    # before either stage is built, and the validation stage's inputs (a vector per shopper,
+    # the interaction matrices) are freed before the test stage's are built.
     model = fit_ranker(data, split.test.start, base, ranker_settings or RankerSettings())
+    log(f"ranker {model.model_id} trained")
+    validation = prepare_stage(data, split.validation, base, max_users) if tune else None
+    chosen, validation_rows = tune_baselines(validation, k)
+    del validation
+    test = prepare_stage(data, split.test, base, max_users)
+    if len(test.rows) == 0:
+        raise ValueError(
+            f"No purchase between {split.test.start:%Y-%m-%d} and {split.test.end:%Y-%m-%d} is by a known "
+            "shopper of a listed product: choose another --cutoff."
+        )
+    results, tuned = score_baselines(test, chosen, k, log)
     fitted = (Generators.fit(test.inputs, model.settings.limits), FeatureContext.build(test.inputs))
     for policy in POLICIES:
         tuned[policy][SHIPPED] = {

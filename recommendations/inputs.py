@@ -23,6 +23,23 @@ def vector_matrix(column: pl.Series) -> np.ndarray:
     return np.array(column.to_numpy(), dtype=np.float32, order="C")  # writable: torch shares it
 
 
+COPY_BLOCK = 65_536  # vectors copied at a time
+
+
+@dataclass
+class VectorsById:
+    """Row i of `matrix` is the vector of `ids[i]`: a million shoppers' vectors travel as one
+    float32 matrix, never as a column of per-row lists (which costs a copy per step)."""
+
+    ids: pl.Series  # Utf8
+    matrix: np.ndarray  # len(ids) × d, float32
+
+    @classmethod
+    def from_frame(cls, frame: pl.DataFrame, id_column: str) -> VectorsById:
+        """From LanceDB rows (id, vector)."""
+        return cls(frame[id_column].cast(pl.Utf8), vector_matrix(frame["vector"]))
+
+
 @dataclass
 class RecInputs:
     as_of: datetime
@@ -50,16 +67,16 @@ def build_inputs(
     products: pl.DataFrame,
     product_vectors: pl.DataFrame,
     users: pl.DataFrame,
-    user_vectors: pl.DataFrame,
-    events: pl.DataFrame,
+    user_vectors: VectorsById,
+    events: pl.DataFrame | pl.LazyFrame,
     as_of: datetime,
     excluded_product_ids: set[str],
     history_half_life_days: float,
     popularity_half_life_days: float,
 ) -> RecInputs:
-    """products: dim_products; product_vectors/user_vectors: LanceDB rows (id, vector);
-    users: dim_users (user_id, country); events: fct_events (user_id, session_id, product_id,
-    event_type, occurred_at, country) up to `as_of`."""
+    """products: dim_products; product_vectors: LanceDB rows (product_id, vector); users:
+    dim_users (user_id, country); user_vectors: the shoppers' vectors; events: fct_events
+    (user_id, session_id, product_id, event_type, occurred_at, country) up to `as_of`."""
     catalog = (
         products.join(product_vectors.select("product_id", "vector"), on="product_id", how="inner")
         .sort("product_id")
@@ -78,31 +95,68 @@ def build_inputs(
     dimension = product_matrix.shape[1]
     user_matrix = np.zeros((people.height, dimension), dtype=np.float32)
     has_vector = np.zeros(people.height, dtype=bool)
-    if user_vectors.height:
-        located = people.join(user_vectors.select("user_id", "vector"), on="user_id", how="inner")
-        positions = located["user_row"].to_numpy()
-        user_matrix[positions] = vector_matrix(located["vector"])
+    if len(user_vectors.ids):
+        located = people.join(
+            pl.DataFrame({"user_id": user_vectors.ids, "source": np.arange(len(user_vectors.ids))}),
+            on="user_id",
+            how="inner",
+        )
+        positions, sources = located["user_row"].to_numpy(), located["source"].to_numpy()
+        for start in range(0, len(positions), COPY_BLOCK):  # no full-size temporary copy
+            block = slice(start, start + COPY_BLOCK)
+            user_matrix[positions[block]] = user_vectors.matrix[sources[block]]
         has_vector[positions] = True
 
-    events = events.filter(pl.col("occurred_at") <= as_of).join(rows, on="product_id", how="inner")
+    # Lazy: each input below reads only its columns and rows of the log, so no full-width
+    # copy of a shop's ten million events is ever held (polars fuses filter, join and select).
+    events = (
+        events.lazy().filter(pl.col("occurred_at") <= as_of).join(rows.lazy(), on="product_id", how="inner")
+    )
     signed_in = events.filter(pl.col("user_id").is_not_null())
+    user_rows = people.lazy().select("user_id", "user_row")
     weights = product_weights(
-        signed_in.select("user_id", "product_id", "event_type", "occurred_at"), history_half_life_days
+        signed_in.select("user_id", "product_id", "event_type", "occurred_at").collect(),
+        history_half_life_days,
     )
     weights = weights.join(people.select("user_id", "user_row"), on="user_id").join(rows, on="product_id")
     bought = (
         signed_in.filter(pl.col("event_type") == "purchase")
         .select("user_id", "product_id")
         .unique()
-        .join(people.select("user_id", "user_row"), on="user_id")
-        .join(rows, on="product_id")
+        .join(user_rows, on="user_id")
+        .join(rows.lazy(), on="product_id")
         .with_columns(one=pl.lit(1.0))
+        .collect()
     )
-    baskets = events.filter(pl.col("event_type").is_in(["purchase", "add_to_cart", "view"])).select(
-        session_key=pl.coalesce(pl.col("session_id"), pl.col("user_id")), row=pl.col("row")
+    baskets = (
+        events.filter(pl.col("event_type").is_in(["purchase", "add_to_cart", "view"]))
+        .select(session_key=pl.coalesce(pl.col("session_id"), pl.col("user_id")), row=pl.col("row"))
+        .filter(pl.col("session_key").is_not_null())
+        .collect()
     )
-    purchases = events.filter(pl.col("event_type") == "purchase").join(
-        catalog.select("product_id", "top_category"), on="product_id"
+    purchases = (
+        events.filter(pl.col("event_type") == "purchase")
+        .join(catalog.lazy().select("product_id", "top_category"), on="product_id")
+        .select("product_id", "occurred_at", "top_category", "country")
+        .collect()
+    )
+    orders = (
+        signed_in.filter(pl.col("event_type") == "purchase")
+        .join(user_rows, on="user_id")
+        .select(
+            "user_row",
+            "row",
+            "occurred_at",
+            basket=pl.coalesce(pl.col("session_id"), pl.col("occurred_at").dt.date().cast(pl.Utf8)),
+        )
+        .sort("user_row", "occurred_at", "row")
+        .collect()
+    )
+    popularity = decayed_popularity(
+        events.select("row", "event_type", "occurred_at").collect(),
+        catalog.height,
+        as_of,
+        popularity_half_life_days,
     )
     return RecInputs(
         as_of=as_of,
@@ -114,23 +168,10 @@ def build_inputs(
         has_vector=has_vector,
         history=sparse_user_product(weights, people.height, catalog.height, "weight"),
         purchased=sparse_user_product(bought, people.height, catalog.height, "one"),
-        cooccurrence=cooccurrence_matrix(baskets.filter(pl.col("session_key").is_not_null()), catalog.height),
-        popularity=decayed_popularity(
-            events.select("row", "event_type", "occurred_at"),
-            catalog.height,
-            as_of,
-            popularity_half_life_days,
-        ),
-        purchases=purchases.select("product_id", "occurred_at", "top_category", "country"),
-        orders=signed_in.filter(pl.col("event_type") == "purchase")
-        .join(people.select("user_id", "user_row"), on="user_id")
-        .select(
-            "user_row",
-            "row",
-            "occurred_at",
-            basket=pl.coalesce(pl.col("session_id"), pl.col("occurred_at").dt.date().cast(pl.Utf8)),
-        )
-        .sort("user_row", "occurred_at", "row"),
+        cooccurrence=cooccurrence_matrix(baskets, catalog.height),
+        popularity=popularity,
+        purchases=purchases,
+        orders=orders,
     )
 
 

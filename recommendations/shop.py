@@ -15,7 +15,7 @@ import polars as pl
 
 from embeddings.users import user_vectors
 from recommendations.config import RecommendationConfig
-from recommendations.inputs import RecInputs, build_inputs, vector_matrix
+from recommendations.inputs import RecInputs, VectorsById, build_inputs, vector_matrix
 
 
 @dataclass
@@ -32,8 +32,9 @@ class LeakageError(AssertionError):
     """Input meant to describe the past holds an event at or after its cut-off."""
 
 
-def assert_before(events: pl.DataFrame, cutoff: datetime, what: str) -> None:
-    if events.height and events["occurred_at"].max() >= cutoff:
+def assert_before(events: pl.DataFrame | pl.LazyFrame, cutoff: datetime, what: str) -> None:
+    latest = events.lazy().select(pl.col("occurred_at").max()).collect().item()
+    if latest is not None and latest >= cutoff:
         raise LeakageError(f"{what} holds events at or after {cutoff}")
 
 
@@ -46,7 +47,8 @@ def inputs_as_of(
     """RecInputs from the events strictly before `as_of`; the catalog is what was listed
     before `listed_before` (default `as_of`), so products launched later in a label window
     can still be recommended from their titles."""
-    train = data.events.filter(pl.col("occurred_at") < as_of)
+    # Lazy: only the columns and rows each input needs are ever materialised.
+    train = data.events.lazy().filter(pl.col("occurred_at") < as_of)
     assert_before(train, as_of, "training input")
     catalog = data.products.filter(pl.col("first_listed_at") < (listed_before or as_of))
     vectors = data.product_vectors.filter(pl.col("product_id").is_in(catalog["product_id"].implode()))
@@ -55,22 +57,16 @@ def inputs_as_of(
     dimension = vector_matrix(data.product_vectors["vector"].head(1)).shape[1]
     matrix = vector_matrix(vectors["vector"]).reshape(vectors.height, dimension)
     users = user_vectors(
-        signed_in.select("user_id", "product_id", "event_type", "occurred_at"),
+        signed_in.select("user_id", "product_id", "event_type", "occurred_at").collect(),
         vectors["product_id"].to_list(),
         matrix,
         config.history_half_life_days,
-    )
-    user_frame = pl.DataFrame(
-        {
-            "user_id": pl.Series(users.user_ids, dtype=pl.Utf8),
-            "vector": pl.Series(users.vectors.reshape(-1, dimension)),
-        }
     )
     return build_inputs(
         catalog,
         vectors,
         data.users,
-        user_frame,
+        VectorsById(pl.Series(users.user_ids, dtype=pl.Utf8), users.vectors),
         train,
         as_of,
         set(config.excluded_product_ids),

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from evaluation.baselines import EASE, BuyAgainByCount, ItemKNN, ease_weights, item_cosine, top_per_row
 from evaluation.next_basket import TIFUKNN, neighbour_means, unit_rows
-from recommendations.inputs import RecInputs, build_inputs
+from recommendations.inputs import RecInputs, VectorsById, build_inputs
 
 AS_OF = datetime(2024, 3, 1)
 
@@ -55,7 +55,9 @@ def shop(purchases: list[tuple], n_products: int, users: list[str]) -> RecInputs
     )
     people = pl.DataFrame({"user_id": users, "country": ["UK"] * len(users)})
     no_vectors = pl.DataFrame(schema={"user_id": pl.Utf8, "vector": pl.List(pl.Float32)})
-    return build_inputs(products, vectors, people, no_vectors, events, AS_OF, set(), 30, 14)
+    return build_inputs(
+        products, vectors, people, VectorsById.from_frame(no_vectors, "user_id"), events, AS_OF, set(), 30, 14
+    )
 
 
 def bare_inputs(history: sp.csr_matrix, orders: pl.DataFrame, purchases: pl.DataFrame | None = None):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from recommendations.config import RecommendationConfig
-from recommendations.inputs import build_inputs
+from recommendations.inputs import VectorsById, build_inputs
 from recommendations.popular import popular_tables
 from recommendations.ranker import RankerModel, RankerSettings
 from recommendations.signals import cooccurrence_matrix
@@ -120,7 +120,17 @@ def tiny():
     events = events.with_columns(
         user_id=pl.when(pl.col("user_id").str.starts_with("g")).then(None).otherwise(pl.col("user_id"))
     )
-    return build_inputs(products, vectors, users, user_vectors, events, AS_OF, set(), 30, 14)
+    return build_inputs(
+        products,
+        vectors,
+        users,
+        VectorsById.from_frame(user_vectors, "user_id"),
+        events,
+        AS_OF,
+        set(),
+        30,
+        14,
+    )
 
 
 def test_every_list_is_filtered_unique_and_explained(tiny):
@@ -222,7 +232,9 @@ def test_an_empty_catalog_gives_empty_tables_not_an_error():
         ),
         pl.DataFrame(schema={"product_id": pl.Utf8, "vector": pl.List(pl.Float32)}),
         pl.DataFrame({"user_id": ["u1"], "country": ["UK"]}),
-        pl.DataFrame(schema={"user_id": pl.Utf8, "vector": pl.List(pl.Float32)}),
+        VectorsById.from_frame(
+            pl.DataFrame(schema={"user_id": pl.Utf8, "vector": pl.List(pl.Float32)}), "user_id"
+        ),
         pl.DataFrame(
             schema={
                 "user_id": pl.Utf8,
