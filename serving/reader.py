@@ -81,6 +81,13 @@ class _Snapshot:
         keys = SORT_KEYS[name]
         return df.filter(pl.col(keys[0]).is_not_null()).sort(keys, nulls_last=True, maintain_order=True)
 
+    def preload(self) -> _Snapshot:
+        """Load every table (and the product index) now, not on a request's path."""
+        for name in SORT_KEYS:
+            self.table(name)
+        self.product("")
+        return self
+
     def product(self, product_id: str) -> dict:
         if self._products is None:
             products = self.table("products")
@@ -134,6 +141,10 @@ class Reader:
                 self._cache.move_to_end(snapshot_id)
             return snap
 
+    def _serving_snapshot(self, user_id: str | None) -> _Snapshot:
+        """The one snapshot a call by this user is answered from."""
+        return self._snapshot(self._route(self.pointer(), user_id))
+
     def _display(self, snap: _Snapshot, product_id: str) -> dict:
         product = snap.product(product_id)
         return {
@@ -143,11 +154,14 @@ class Reader:
         }
 
     # queries --------------------------------------------------------------------------
-    def get_recommendations(self, user_id: str | None, k: int = 10) -> list[dict]:
+    def get_recommendations(
+        self, user_id: str | None, k: int = 10, snapshot: _Snapshot | None = None
+    ) -> list[dict]:
         """Top-k for a user; a user with no list (or a guest, user_id None) gets the overall
-        popular list (longest window) with source "fallback_global"."""
+        popular list (longest window) with source "fallback_global". `snapshot` pins the
+        answer to a snapshot already chosen for this request (default: route the user)."""
         k = _check_k(k)
-        snap = self._snapshot(self._route(self.pointer(), user_id))
+        snap = snapshot or self._serving_snapshot(user_id)
         rows = pl.DataFrame()
         if user_id is not None:
             rows = _rows_for(snap.table("user_recommendations"), "user_id", str(user_id))
@@ -185,11 +199,13 @@ class Reader:
             for row in rows.iter_rows(named=True)
         ]
 
-    def get_similar(self, product_id: str, k: int = 10, user_id: str | None = None) -> list[dict]:
+    def get_similar(
+        self, product_id: str, k: int = 10, user_id: str | None = None, snapshot: _Snapshot | None = None
+    ) -> list[dict]:
         """Products similar to `product_id` (`product_id` in each row is the similar one);
         [] for a product with no list. `user_id` routes the call like the user's other calls."""
         k = _check_k(k)
-        snap = self._snapshot(self._route(self.pointer(), user_id))
+        snap = snapshot or self._serving_snapshot(user_id)
         rows = _rows_for(snap.table("similar_products"), "product_id", str(product_id))
         rows = rows.filter(pl.col("similar_product_id").is_not_null()).head(k)
         return [
@@ -216,6 +232,7 @@ class Reader:
         list: str = "popular",  # shadows the builtin: the name the storefront API uses
         country: str | None = None,
         user_id: str | None = None,
+        snapshot: _Snapshot | None = None,
     ) -> list[dict]:
         """Popular (or trending) products overall, in a category or in a country; the longest
         window present when window_days is None; [] when that segment has no list."""
@@ -230,7 +247,7 @@ class Reader:
             segment_type, segment = "country", country
         else:
             segment_type, segment = "overall", "all"
-        snap = self._snapshot(self._route(self.pointer(), user_id))
+        snap = snapshot or self._serving_snapshot(user_id)
         rows = self._popular_rows(snap, list, segment_type, segment, window_days, k)
         return [
             {

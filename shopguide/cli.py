@@ -432,6 +432,30 @@ def demo() -> None:
 
 @app.command()
 @friendly_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 1,
+) -> None:
+    """Serve the storefront HTTP API (recommendations, similar, popular, search) from the
+    published snapshot; OpenAPI schema at /openapi.json. Stop it with Ctrl-C."""
+    from serving.publish import current_snapshot
+    from shopguide.server import serve as run_server
+
+    if current_snapshot(_serving_root()) is None:
+        raise UserError(
+            f"Nothing is published under {_serving_root()} yet: "
+            "run `shopguide demo` (or the nightly job) first."
+        )
+    typer.echo(
+        f"shopguide API on http://{host}:{port} ({workers} worker(s)); "
+        "schema at /openapi.json; Ctrl-C stops it."
+    )
+    run_server(host, port, workers)
+
+
+@app.command()
+@friendly_errors
 def ui(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 3000,
 ) -> None:
