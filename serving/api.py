@@ -36,7 +36,11 @@ from serving.metrics import CONTENT_TYPE, ApiMetrics
 
 log = logging.getLogger("shopguide.api")
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,63}$"
+# The warehouse's identifier rule (docs/events.md): printable, trimmed, at most 128
+# characters; any script, inner spaces allowed ("BANK CHARGES"). A "/" never reaches a
+# path parameter, so no id can walk out of its route.
+_VISIBLE = r"[^\s\x00-\x1f\x7f-\x9f]"
+ID_PATTERN = rf"^{_VISIBLE}(?:[^\x00-\x1f\x7f-\x9f]{{0,126}}{_VISIBLE})?$"
 MAX_K = 100
 MAX_SEARCH_K = 50
 MAX_URL_BYTES = 4096

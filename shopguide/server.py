@@ -1,9 +1,9 @@
 """`shopguide serve`: assemble the HTTP API for this SHOPGUIDE_HOME and run it on uvicorn.
 
 The app factory (`app_from_env`) is what every uvicorn worker process calls: it reads the
-home from the environment, builds product search from the shop's LanceDB and encoder (loaded
-on the first search, so a worker is ready as soon as its snapshot is), and hands both to
-`serving.api.create_app`.
+home from the environment, builds product search from the shop's LanceDB and the search
+model (`SHOPGUIDE_SEARCH_MODEL`, multilingual e5 by default; loaded in the background, so a
+worker is ready as soon as its snapshot is), and hands both to `serving.api.create_app`.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ def product_search(paths: Paths, warm: bool = True):
         with lock:
             if not loaded:
                 from embeddings.store import connect as connect_lancedb
-                from orchestration.resources import EmbeddingEncoder
+                from orchestration.resources import SearchEncoder
 
-                encoder = EmbeddingEncoder().encoder()
+                encoder = SearchEncoder().encoder()
                 warm_up = getattr(encoder, "warm_up", None)
                 if warm_up is not None:
                     warm_up()

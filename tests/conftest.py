@@ -17,6 +17,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster"))
     # The deterministic fake encoder; tests that exercise the real model say so.
     monkeypatch.setenv("SHOPGUIDE_EMBEDDING_MODEL", "hashing:32")
+    monkeypatch.setenv("SHOPGUIDE_SEARCH_MODEL", "hashing:32")
     return Paths.from_env().ensure()
 
 

@@ -62,13 +62,13 @@ def without_snapshot(rows):
 def test_answers_are_the_reader_librarys(served, client):
     root, first, _ = served
     reader = Reader(root)
-    for user in [*USERS[:5], "stranger"]:
+    for user in [*USERS[:5], "stranger", "BANK CHARGES", "Müller-Lüdenscheidt 北京"]:
         response = client.get(f"/v1/users/{user}/recommendations", params={"k": 5})
         body = response.json()
         assert response.status_code == 200
         assert response.headers[SNAPSHOT_HEADER] == body["snapshot_id"] == first
         assert body["items"] == without_snapshot(reader.get_recommendations(user, 5))
-        assert body["personalized"] is (user != "stranger")
+        assert body["personalized"] is (user in USERS)
     stranger = client.get("/v1/users/stranger/recommendations").json()["items"]
     assert stranger and {row["source"] for row in stranger} == {"fallback_global"}
     similar = client.get("/v1/products/P03/similar", params={"k": 3}).json()
@@ -94,7 +94,8 @@ def test_answers_are_the_reader_librarys(served, client):
         ("/v1/users/u01/recommendations?k=ten", 422),
         ("/v1/users/%00bad/recommendations", 422),
         ("/v1/users/..%2F..%2Fetc%2Fpasswd/recommendations", 404),
-        ("/v1/users/" + "x" * 65 + "/recommendations", 422),
+        ("/v1/users/" + "x" * 129 + "/recommendations", 422),
+        ("/v1/users/%20padded/recommendations", 422),
         ("/v1/products/NOPE/similar", 404),
         ("/v1/products/P01/similar?k=-1", 422),
         ("/v1/popular?list=bestsellers", 422),

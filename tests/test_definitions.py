@@ -12,6 +12,7 @@ EXPECTED_ASSETS = {
     "fct_user_product_interactions",
     "fct_daily_product_metrics",
     "product_embeddings",
+    "product_search",
     "user_embeddings",
     "published_recommendations",
     "recommendation_evaluation",
