@@ -19,7 +19,9 @@ def landing_fingerprint(landing_root: Path, day: date) -> str:
     digest = hashlib.sha256()
     for path in landing_files(landing_root, day):
         stat = path.stat()
-        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+        # surrogateescape: a name that is not UTF-8 is hashed as its bytes (ingestion refuses
+        # the file with a quarantine row; the day must still get its run).
+        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()[:16]
 
 

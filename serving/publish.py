@@ -41,6 +41,7 @@ from serving.snapshots import (
     read_manifest,
     read_table,
     snapshot_dir,
+    sweep_temp,
     write_snapshot,
 )
 
@@ -351,6 +352,7 @@ def publish_tables(
     `context.current_recommendations` is filled from the published version when left None.
     """
     root = Path(root)
+    sweep_temp(root)  # folders a publish killed mid-write left behind (only old ones: see sweep_temp)
     current = current_snapshot(root)
     if context.current_recommendations is None and current is not None:
         context = GateContext(

@@ -3,6 +3,7 @@ that does the work; errors a user can fix are printed as one message, not a trac
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import sys
@@ -13,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from shopguide.settings import Paths
+from shopguide.settings import HomeError, Paths, can_write, check_home
 
 app = typer.Typer(
     help="shopguide: an open data platform for e-commerce recommendations.",
@@ -25,6 +26,15 @@ import_app = typer.Typer(help="Write landing files from a built-in producer.", n
 app.add_typer(import_app, name="import")
 
 
+# -k of `recommend` and `search`: more rows than a storefront shows, and far below what
+# overflows the reader or LanceDB (both die on integers beyond 64 bits).
+MAX_K = 1_000
+K_HELP = f"Number of rows, 1 to {MAX_K:,}."
+# The file system, not a bug: a full disk, a read-only or forbidden folder met after the
+# start-up check (which covers SHOPGUIDE_HOME itself). Each is one line, like a UserError.
+ENVIRONMENT_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.ENOTDIR}
+
+
 class UserError(Exception):
     """Something the user can fix; printed without a traceback."""
 
@@ -34,13 +44,19 @@ def friendly_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        from shopguide.dbt_manifest import ManifestError
         from warehouse.store import WarehouseBusy
 
         try:
             return func(*args, **kwargs)
-        except (UserError, ValueError, FileNotFoundError, WarehouseBusy) as error:
-            typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(code=2) from None
+        except (UserError, HomeError, ManifestError, ValueError, FileNotFoundError, WarehouseBusy) as error:
+            message = str(error)
+        except OSError as error:
+            if error.errno not in ENVIRONMENT_ERRNOS:
+                raise
+            message = f"{error.strerror}: {error.filename}"
+        typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
 
     return wrapper
 
@@ -52,8 +68,20 @@ def parse_day(value: str, option: str) -> date:
         raise UserError(f"{option} {value!r} is not a date; use YYYY-MM-DD, e.g. 2011-03-14.") from None
 
 
-def paths() -> Paths:
-    return Paths.from_env().ensure()
+def writable_home() -> Paths:
+    """SHOPGUIDE_HOME for a command that writes: created, and checked to be writable."""
+    return check_home(Paths.from_env(), writable=True)
+
+
+def readable_home() -> Paths:
+    """SHOPGUIDE_HOME for a command that only reads: checked, never created."""
+    return check_home(Paths.from_env(), writable=False)
+
+
+def check_k(k: int) -> int:
+    if not 1 <= k <= MAX_K:
+        raise UserError(f"-k {k} is out of range: use 1 to {MAX_K:,}.")
+    return k
 
 
 def echo_json(payload) -> None:
@@ -66,7 +94,7 @@ def setup() -> None:
     """Prepare the data directory and the dbt manifest (run once after install; idempotent)."""
     from shopguide.dbt_manifest import ensure_manifest
 
-    home = paths()
+    home = writable_home()
     home.export()
     manifest = ensure_manifest()
     typer.echo(f"data directory: {home.home}\ndbt manifest:   {manifest}")
@@ -83,11 +111,12 @@ def import_online_retail(
     from shopguide.sources.online_retail import DEFAULT_PATH
     from shopguide.sources.online_retail import import_online_retail as run_import
 
-    summary = run_import(paths().landing, path or DEFAULT_PATH)
+    home = writable_home()
+    summary = run_import(home.landing, path or DEFAULT_PATH)
     typer.echo(
         f"{summary.source_lines:,} source lines → {summary.line_events:,} line events + "
         f"{summary.catalog_events:,} catalog events in {summary.days} landing days "
-        f"({paths().landing})"
+        f"({home.landing})"
     )
 
 
@@ -115,6 +144,7 @@ def generate(
     from shopguide.sources.synthetic import SyntheticConfig
     from shopguide.sources.synthetic import generate as run_generate
 
+    home = writable_home()
     if not 1_000 <= events <= 10_000_000:
         raise UserError(f"--events {events} is out of range: use 1,000 to 10,000,000.")
     if days < 1:
@@ -134,11 +164,11 @@ def generate(
         users=shoppers,
         malformed_share=malformed_share,
     )
-    summary = run_generate(paths().landing, config, fmt=fmt)
+    summary = run_generate(home.landing, config, fmt=fmt)
     typer.echo(
         f"{summary.lines_written():,} lines ({summary.events:,} events, {summary.duplicates:,} "
         f"duplicates, {summary.malformed:,} malformed, {summary.late:,} late) in "
-        f"{len(summary.files)} files under {paths().landing}"
+        f"{len(summary.files)} files under {home.landing}"
     )
 
 
@@ -170,8 +200,10 @@ def run(date_: Annotated[str, typer.Option("--date", help="Landing day to proces
     """Run the nightly job for one landing day, through Dagster."""
     from shopguide.runner import run_range
 
+    home = writable_home()
     day = parse_day(date_, "--date")
-    _report_run(run_range(paths(), day, day))
+    require_landing_files(home, day, day)
+    _report_run(run_range(home, day, day))
 
 
 @app.command()
@@ -183,7 +215,26 @@ def backfill(
     """Re-run the nightly job over a range of landing days in one Dagster run (idempotent)."""
     from shopguide.runner import run_range
 
-    _report_run(run_range(paths(), parse_day(start, "--start"), parse_day(end, "--end")))
+    home = writable_home()
+    first, last = parse_day(start, "--start"), parse_day(end, "--end")
+    require_landing_files(home, first, last)
+    _report_run(run_range(home, first, last))
+
+
+def require_landing_files(home: Paths, first: date, last: date) -> None:
+    """Refuse a run with nothing to ingest (exit 2): a wrong date or files not landed yet are
+    the usual causes, and the run would only rebuild unchanged tables. The range is checked
+    first, so a date outside the partitions keeps its own message."""
+    from shopguide.runner import validate_range
+    from warehouse.landing import landing_days_between
+
+    validate_range(first, last)
+    if not landing_days_between(home.landing, first, last):
+        span = f"{first}" if first == last else f"{first}..{last}"
+        raise UserError(
+            f"no landing files for {span} under {home.landing}: nothing to run "
+            "(land, import or generate files first, or check the date)."
+        )
 
 
 @app.command()
@@ -192,7 +243,17 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     """Every warehouse table: rows, an order-independent checksum, latest partition."""
     from shopguide.inventory import inventory
 
-    report = inventory(paths())
+    home = readable_home()
+    # Dagster's records live in SQLite files that cannot even be opened for reading in a
+    # folder that cannot be written: on a read-only home the tables' own figures suffice.
+    with_dagster = home.dagster_home.is_dir() and can_write(home.dagster_home)
+    if not with_dagster and home.warehouse.exists():
+        typer.secho(
+            f"note: {home.dagster_home} is read-only or absent: Dagster's records are not read, "
+            "so views show no latest partition.",
+            err=True,
+        )
+    report = inventory(home, with_dagster=with_dagster)
     if as_json:
         echo_json(report)
         return
@@ -208,24 +269,34 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
 @friendly_errors
 def search(
     query: Annotated[str, typer.Argument(help="What the shopper typed, e.g. 'christmas decoration'.")],
-    k: Annotated[int, typer.Option("-k", help="Number of results.")] = 10,
+    k: Annotated[int, typer.Option("-k", help=K_HELP)] = 10,
     category: Annotated[str | None, typer.Option(help="Category path prefix, e.g. 'Home > Kitchen'.")] = None,
     min_price: Annotated[float | None, typer.Option(help="Lowest price.")] = None,
     max_price: Annotated[float | None, typer.Option(help="Highest price.")] = None,
     include_out_of_stock: Annotated[
         bool, typer.Option(help="Also show delisted / out-of-stock products.")
     ] = False,
+    mode: Annotated[
+        str,
+        typer.Option(help="vector (by meaning, any language), text (BM25 words) or hybrid (both, fused)."),
+    ] = "vector",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Semantic product search over the product embeddings."""
-    from embeddings.search import SearchFilters, search_products
+    """Product search by meaning, in any language (multilingual e5); or by words, or both."""
+    from embeddings.search import SearchFilters, SearchSettings, search_products
     from embeddings.store import connect as connect_lancedb
-    from orchestration.resources import EmbeddingEncoder
+    from orchestration.resources import SearchEncoder
 
+    check_k(k)
+    settings = SearchSettings(mode=mode)
+    home = readable_home()
+    if not home.lancedb.is_dir():  # connecting would create it
+        raise UserError("No product embeddings yet: run `shopguide demo` or the nightly job first.")
     filters = SearchFilters(
         category=category, min_price=min_price, max_price=max_price, in_stock_only=not include_out_of_stock
     )
-    rows = search_products(connect_lancedb(paths().lancedb), EmbeddingEncoder().encoder(), query, k, filters)
+    db = connect_lancedb(home.lancedb)
+    rows = search_products(db, SearchEncoder().encoder(), query, k, filters, settings)
     if as_json:
         echo_json(rows)
         return
@@ -236,10 +307,10 @@ def search(
         typer.echo(f"{row['score']:.3f}  {row['product_id']:<10} {price:>8}  {row['title']}")
 
 
-def _serving_root():
+def _serving_root(writable: bool = False):
     from serving import serving_root
 
-    return serving_root(paths())
+    return serving_root(writable_home() if writable else readable_home())
 
 
 @app.command()
@@ -263,7 +334,7 @@ def publish(
     from serving import publish as publishing
     from serving.snapshots import list_snapshots
 
-    root = _serving_root()
+    root = _serving_root(writable=True)
     if promote_canary or abort_canary:
         if promote_canary and abort_canary:
             raise UserError("--promote-canary and --abort-canary exclude each other.")
@@ -296,7 +367,7 @@ def rollback(
     """Point the storefront back at an earlier snapshot, at once."""
     from serving.publish import rollback as roll_back
 
-    pointer = roll_back(_serving_root(), to=to, force=force)
+    pointer = roll_back(_serving_root(writable=True), to=to, force=force)
     typer.echo(f"current: {pointer['current']}")
 
 
@@ -345,7 +416,7 @@ def evaluate(
     if max_users < 1:
         raise UserError(f"--max-users must be at least 1, got {max_users}.")
     day = parse_day(cutoff, "--cutoff") if cutoff else None
-    home = paths()
+    home = writable_home()
     log = (lambda message: None) if as_json else (lambda message: typer.echo(f"tuned {message}", err=True))
     result = run_evaluation(load_shop_data(home), day, window, tune=tune, max_users=max_users, log=log)
     written = write_reports(home.reports / "evaluation", result, read_history(home.warehouse))
@@ -365,7 +436,7 @@ def recommend(
     ] = None,
     popular: Annotated[bool, typer.Option("--popular", help="Popular products.")] = False,
     category: Annotated[str | None, typer.Option(help="With --popular: a category.")] = None,
-    k: Annotated[int, typer.Option("-k", help="Number of rows.")] = 10,
+    k: Annotated[int, typer.Option("-k", help=K_HELP)] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """What the storefront would show, read from the published snapshot."""
@@ -373,22 +444,44 @@ def recommend(
 
     if sum(x is not None and x is not False for x in (user, similar, popular or None)) != 1:
         raise UserError("Give exactly one of --user ID, --similar PRODUCT_ID or --popular.")
-    reader = Reader(_serving_root())
+    check_k(k)
+    root = _serving_root()
+    reader = Reader(root)
     if user is not None:
         rows = reader.get_recommendations(user, k)
     elif similar is not None:
         rows = reader.get_similar(similar, k)
+        if not rows:
+            _require_known_product(root, reader, similar)
     else:
         rows = reader.get_popular(category=category, k=k)
     if as_json:
         echo_json(rows)
         return
+    if not rows:  # a user always gets a list (the popular fallback); the others may have none
+        in_category = f" in category {category!r}" if category else ""
+        typer.echo(
+            f"no similar products for {similar} in the published snapshot"
+            if similar is not None
+            else f"no popular products{in_category} in the published snapshot"
+        )
     for row in rows:
         product = row.get("product_id") or row.get("similar_product_id")
         typer.echo(
             f"{row.get('rank', ''):>3} {row['score']:.3f}  {product:<10} {row.get('title') or '':<40} "
             f"{row.get('source', '')}: {row.get('reason', '')}"
         )
+
+
+def _require_known_product(root, reader, product_id: str) -> None:
+    """An id the published catalog does not hold is a mistake worth saying (exit 2); a known
+    product may just have no similar list."""
+    from serving.snapshots import read_table
+
+    snapshot_id = reader.version_for(None)
+    products = read_table(root, snapshot_id, "products")
+    if not (products["product_id"] == product_id).any():
+        raise UserError(f"unknown product {product_id!r}: it is not in the published snapshot {snapshot_id}.")
 
 
 @app.command()
@@ -404,7 +497,7 @@ def report(
 
     from reports.build import build_report
 
-    home = paths()
+    home = writable_home()
     home.export()
     now = datetime.now(UTC)
     with DagsterInstance.get() as instance:
@@ -421,10 +514,13 @@ def report(
 @friendly_errors
 def demo() -> None:
     """The main job: import the shipped Online Retail data and run the pipeline over all its days."""
+    from shopguide.dbt_manifest import ensure_manifest
     from shopguide.demo import run_demo
 
+    home = writable_home()
+    ensure_manifest()  # now, not after the import: a dbt problem shows before minutes of work
     started = time.perf_counter()
-    summary = run_demo(paths())
+    summary = run_demo(home)
     typer.echo(summary.render(time.perf_counter() - started))
     if not summary.success:
         raise typer.Exit(code=1)
@@ -467,7 +563,7 @@ def ui(
     from shopguide.dbt_manifest import ensure_manifest
     from shopguide.settings import REPO_ROOT
 
-    home = paths()
+    home = writable_home()
     home.export()
     ensure_manifest()
     typer.echo(f"Dagster UI on http://127.0.0.1:{port} (data in {home.home}); Ctrl-C stops it.")

@@ -20,6 +20,10 @@ MANIFEST = DBT_DIR / "target" / "manifest.json"
 DBT_EXECUTABLE = Path(sys.executable).with_name("dbt")
 
 
+class ManifestError(RuntimeError):
+    """`dbt parse` failed: the dbt project does not parse (or dbt cannot run)."""
+
+
 def _newest_source_mtime() -> float:
     files = [DBT_DIR / "dbt_project.yml", DBT_DIR / "profiles.yml"]
     for folder in ("models", "macros", "seeds", "tests"):
@@ -34,6 +38,8 @@ def manifest_is_current() -> bool:
 
 
 def ensure_manifest() -> Path:
+    """The manifest, parsed first when missing or older than the dbt sources: every command
+    that loads the Dagster definitions calls this, so `shopguide setup` is not a must."""
     if manifest_is_current():
         return MANIFEST
     env = dict(os.environ)
@@ -54,5 +60,9 @@ def ensure_manifest() -> Path:
         text=True,
     )
     if result.returncode != 0:
-        raise RuntimeError(f"dbt parse failed:\n{result.stdout}\n{result.stderr}")
+        output = (result.stdout + "\n" + result.stderr).strip().splitlines() or ["no output"]
+        raise ManifestError(
+            f"could not prepare the dbt manifest: `dbt parse` failed (exit {result.returncode}): "
+            f"{output[-1].strip()} (dbt's log: {DBT_DIR / 'logs' / 'dbt.log'})"
+        )
     return MANIFEST

@@ -21,10 +21,13 @@ def latest_materialized_partitions(paths: Paths, names: list[str]) -> dict[str, 
     return latest
 
 
-def inventory(paths: Paths) -> dict:
+def inventory(paths: Paths, with_dagster: bool = True) -> dict:
+    """Every table's figures; `with_dagster` False leaves Dagster's records unread (they
+    cannot be opened in a read-only home), so views keep no latest partition."""
     with connect(paths.warehouse, read_only=True) as con:
         tables = warehouse_status(con)
-    dagster_latest = latest_materialized_partitions(paths, [t["table"] for t in tables])
+    names = [t["table"] for t in tables]
+    dagster_latest = latest_materialized_partitions(paths, names) if with_dagster else {}
     for table in tables:
         # The data's own partition column where it has one; else the last day Dagster built.
         table["latest_partition"] = table["latest_partition"] or dagster_latest.get(table["table"])

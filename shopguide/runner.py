@@ -65,6 +65,9 @@ def run_range(
 
     warnings.filterwarnings("ignore", category=BetaWarning)  # BackfillPolicy is beta; we rely on it knowingly
 
+    from shopguide import dbt_manifest
+
+    dbt_manifest.ensure_manifest()  # the definitions cannot load without it (first use, before `setup`)
     from orchestration.definitions import defs
 
     job = defs.resolve_job_def(job_name)

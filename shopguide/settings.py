@@ -9,6 +9,7 @@ object store for LanceDB, another dbt target), not the code that uses them.
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,3 +67,57 @@ class Paths:
         os.environ["DAGSTER_HOME"] = str(self.dagster_home)
         os.environ["DO_NOT_TRACK"] = "1"  # dbt's anonymous usage tracking
         os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+
+
+class HomeError(Exception):
+    """SHOPGUIDE_HOME cannot be used as asked: a file stands in its way, or it cannot be written."""
+
+
+def probe_write(folder: Path) -> None:
+    """Create and remove a file in `folder`. An actual write, because os.access answers yes to
+    root on a read-only mount; raises OSError when the folder cannot be written."""
+    handle, name = tempfile.mkstemp(prefix=".write-probe-", dir=folder)
+    os.close(handle)
+    os.unlink(name)
+
+
+def can_write(folder: Path) -> bool:
+    try:
+        probe_write(folder)
+    except OSError:
+        return False
+    return True
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The nearest existing ancestor of `path` (or `path` itself) when it is not a folder."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def check_home(paths: Paths, *, writable: bool) -> Paths:
+    """Check the data directory once, before a command does anything, so that a bad home is
+    one clear message and not a traceback from whichever file is touched first.
+
+    Commands that write get the directory tree created (`ensure`) and a write probed. Read
+    commands (status, recommend, versions, search) create nothing: a home that does not
+    exist yet stays absent, and a read-only one is fine."""
+    blocker = _file_in_the_way(paths.home)
+    if blocker is not None:
+        raise HomeError(
+            f"SHOPGUIDE_HOME {paths.home} cannot be a folder: {blocker} is a file. "
+            "Point SHOPGUIDE_HOME at a folder (or move the file)."
+        )
+    if writable:
+        try:
+            paths.ensure()
+            probe_write(paths.home)
+        except OSError as error:
+            raise HomeError(
+                f"SHOPGUIDE_HOME {paths.home} is not writable ({error.strerror}); this command "
+                "writes there. Point SHOPGUIDE_HOME at a writable folder; status, recommend, "
+                "versions and search work on a read-only one."
+            ) from None
+    return paths

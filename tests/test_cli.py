@@ -44,6 +44,7 @@ def test_every_command_has_help(command):
         (["generate", "--events", "1000", "--products", "5000"], "cannot hold the catalog"),
         (["status"], "No warehouse at"),
         (["search", "mug"], "No product embeddings yet"),
+        (["search", "mug", "--mode", "semantic"], "use one of vector, hybrid, text"),
         (["import", "online-retail", "--path", "/nonexistent.parquet"], "does not exist"),
     ],
 )
@@ -100,3 +101,172 @@ def test_generate_products_and_shoppers_size_the_shop(home):
     assert len(products) == 40  # every product is upserted within the days generated
     assert 0 < len(users) <= 25
     assert max(int(user.removeprefix("U-")) for user in users) <= 25
+
+
+# Every way the command line used to end in a traceback: one line on stderr, exit code 2. ------
+
+HUGE = str(10**30)
+
+
+def _published(home, **_):
+    """A tiny published snapshot (users u00..u19, products P00..P39, similar lists for P00..P09)."""
+    from recommendation_tables import make_tables
+
+    from serving import serving_root
+    from serving.publish import publish
+    from serving.snapshots import write_snapshot
+
+    root = serving_root(home)
+    snapshot = write_snapshot(
+        root, make_tables(), {"partition_date": "2011-12-08", "model_fingerprint": "fp"}
+    )
+    publish(root, snapshot.snapshot_id, None, force=True)
+
+
+def _home_under_a_file(tmp_path, monkeypatch, **_):
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("SHOPGUIDE_HOME", str(tmp_path / "a-file" / "home"))
+
+
+def _read_only_home(monkeypatch, **_):
+    # Tests run as root, for whom chmod does not stop a write: the write probe answers as a
+    # read-only mount does (the real mount was checked by hand, see the report of issue 14).
+    import errno
+
+    from shopguide import settings
+
+    def read_only(folder):
+        raise OSError(errno.EROFS, "Read-only file system", str(folder))
+
+    monkeypatch.setattr(settings, "probe_write", read_only)
+
+
+def _dbt_parse_fails(monkeypatch, **_):
+    from shopguide import dbt_manifest
+
+    def fail():
+        raise dbt_manifest.ManifestError(
+            "could not prepare the dbt manifest: `dbt parse` failed (exit 2): boom"
+        )
+
+    monkeypatch.setattr(dbt_manifest, "ensure_manifest", fail)
+
+
+def _nothing(**_):
+    pass
+
+
+@pytest.mark.parametrize(
+    "setup, args, message",
+    [
+        (
+            _published,
+            ["recommend", "--user", "u01", "-k", HUGE],
+            "-k 1000000000000000000000000000000 is out of range",
+        ),
+        (_published, ["recommend", "--popular", "-k", "0"], "-k 0 is out of range: use 1 to 1,000"),
+        (_nothing, ["search", "mug", "-k", HUGE], "is out of range: use 1 to 1,000"),
+        (_home_under_a_file, ["status"], "a-file is a file"),
+        (_home_under_a_file, ["generate"], "a-file is a file"),
+        (_home_under_a_file, ["run", "--date", "2011-03-14"], "a-file is a file"),
+        (_home_under_a_file, ["recommend", "--popular"], "a-file is a file"),
+        (_read_only_home, ["generate"], "is not writable (Read-only file system)"),
+        (_read_only_home, ["run", "--date", "2011-03-14"], "is not writable (Read-only file system)"),
+        (_read_only_home, ["setup"], "is not writable (Read-only file system)"),
+        (_published, ["recommend", "--similar", "NO-SUCH-PRODUCT"], "unknown product 'NO-SUCH-PRODUCT'"),
+        (_nothing, ["run", "--date", "2011-03-14"], "no landing files for 2011-03-14"),
+        (
+            _nothing,
+            ["backfill", "--start", "2011-03-01", "--end", "2011-03-14"],
+            "no landing files for 2011-03-01..2011-03-14",
+        ),
+        (_dbt_parse_fails, ["demo"], "could not prepare the dbt manifest"),
+    ],
+    ids=[
+        "huge-k-recommend",
+        "zero-k",
+        "huge-k-search",
+        "home-under-a-file-status",
+        "home-under-a-file-generate",
+        "home-under-a-file-run",
+        "home-under-a-file-recommend",
+        "read-only-home-generate",
+        "read-only-home-run",
+        "read-only-home-setup",
+        "unknown-similar-product",
+        "no-landing-files-run",
+        "no-landing-files-backfill",
+        "demo-when-dbt-parse-fails",
+    ],
+)
+def test_failures_are_one_line_on_stderr_and_exit_2(home, tmp_path, monkeypatch, setup, args, message):
+    setup(home=home, tmp_path=tmp_path, monkeypatch=monkeypatch)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_k_bounds_are_in_the_help():
+    for command in (["recommend"], ["search"]):
+        help_text = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"}).output
+        assert "-k" in help_text and "Number of rows, 1 to 1,000." in help_text
+
+
+def test_read_commands_work_on_a_read_only_home_and_write_nothing(home, tmp_path, monkeypatch):
+    _published(home)
+    from datetime import date
+
+    from warehouse.ingest import ingest_landing_day
+    from warehouse.store import connect, replace_partition
+
+    with connect(home.warehouse) as con:
+        result = ingest_landing_day(home.landing, date(2024, 1, 1))
+        replace_partition(con, date(2024, 1, 1), result.accepted, result.quarantined, 0)
+    _read_only_home(monkeypatch=monkeypatch)
+    before = sorted(p.relative_to(home.home) for p in home.home.rglob("*"))
+
+    status = runner.invoke(app, ["status"])
+    assert status.exit_code == 0, status.output
+    assert "raw_events" in status.stdout
+    assert "read-only" in status.stderr  # Dagster's records were passed over, and it says so
+    assert runner.invoke(app, ["versions"]).exit_code == 0
+    recommend = runner.invoke(app, ["recommend", "--user", "u01", "-k", "2"])
+    assert recommend.exit_code == 0 and len(recommend.stdout.splitlines()) == 2
+    search = runner.invoke(app, ["search", "mug"])
+    assert search.exit_code == 2 and "No product embeddings yet" in search.stderr
+    assert sorted(p.relative_to(home.home) for p in home.home.rglob("*")) == before
+
+
+@pytest.mark.parametrize(
+    "args, exit_code, message",
+    [
+        (["status"], 2, "No warehouse at"),
+        (["versions"], 0, "no snapshots yet"),
+        (["recommend", "--popular"], 2, "nothing is published yet"),
+        (["search", "mug"], 2, "No product embeddings yet"),
+    ],
+)
+def test_read_commands_do_not_create_a_home(tmp_path, monkeypatch, args, exit_code, message):
+    missing = tmp_path / "no-home-yet"
+    monkeypatch.setenv("SHOPGUIDE_HOME", str(missing))
+    monkeypatch.setenv("SHOPGUIDE_EMBEDDING_MODEL", "hashing:32")
+    result = runner.invoke(app, args)
+    assert result.exit_code == exit_code, result.output
+    assert message in result.output
+    assert not missing.exists()
+
+
+def test_similar_for_a_known_product_without_a_list_says_so(home):
+    _published(home)
+    result = runner.invoke(app, ["recommend", "--similar", "P39"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "no similar products for P39 in the published snapshot"
+
+
+def test_popular_for_a_category_without_a_list_says_so(home):
+    _published(home)
+    result = runner.invoke(app, ["recommend", "--popular", "--category", "Nowhere"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "no popular products in category 'Nowhere' in the published snapshot"

@@ -1,4 +1,5 @@
 from datetime import date, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -79,3 +80,85 @@ def test_non_object_is_rejected():
 def test_late_event_from_days_before_the_landing_day_is_accepted():
     row = validate_event(event(occurred_at="2024-03-01T08:00:00Z"), WINDOW)
     assert row["occurred_at"] == datetime(2024, 3, 1, 8, 0)
+
+
+@pytest.mark.parametrize(
+    "occurred_at",
+    ["9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59.999999-23:59"],
+)
+def test_a_timestamp_that_leaves_pythons_range_in_utc_is_out_of_range(occurred_at):
+    with pytest.raises(InvalidEvent) as raised:
+        validate_event(event(occurred_at=occurred_at), WINDOW)
+    assert raised.value.reason == "timestamp_out_of_range"
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("user_id", "u\x001"),  # NUL
+        ("user_id", "u\x1f1"),  # other C0 control
+        ("session_id", "s\x7f1"),  # DEL
+        ("user_id", "u\u00851"),  # C1 control (NEL)
+        ("product_id", "SKU\u200b-1"),  # zero-width space
+        ("product_id", "SKU\u200d-1"),  # zero-width joiner
+        ("product_id", "SKU\ufeff-1"),  # byte-order mark inside
+        ("product_id", "SKU\u00ad-1"),  # soft hyphen
+        ("product_id", "SKU\u202e-1"),  # right-to-left override
+        ("product_id", "SKU\u2028-1"),  # line separator
+        ("product_id", "SKU\u00a0-1"),  # no-break space inside
+        ("product_id", "SKU\ufe0f-1"),  # variation selector
+        ("product_id", "SKU\u3164-1"),  # Hangul filler: a letter that draws nothing
+        ("event_id", "e\ue000"),  # private use
+        ("event_id", "e\tx"),  # tab inside
+        ("user_id", "u" * 129),  # too long
+    ],
+)
+def test_identifiers_with_control_or_invisible_characters_are_refused(field, value):
+    with pytest.raises(InvalidEvent) as raised:
+        validate_event(event(**{field: value}), WINDOW)
+    assert raised.value.reason == "invalid_identifier"
+    assert field in raised.value.detail
+
+
+@pytest.mark.parametrize("value", ["SKU 10442", "Küche-É", "商品-1", "🎁-gift", "u" * 128, " padded\t"])
+def test_printable_identifiers_are_accepted_trimmed(value):
+    assert validate_event(event(product_id=value), WINDOW)["product_id"] == value.strip()
+
+
+@pytest.mark.parametrize(
+    "properties",
+    [
+        {"country": {"x": 1}},
+        {"country": ["FR"]},
+        {"country": True},
+        {"title": 3.5},
+        {"category": {"path": "Home"}},
+        {"merchandise": "false"},
+        {"merchandise": 0},
+    ],
+)
+def test_properties_that_shopguide_reads_are_typed_like_top_level_fields(properties):
+    with pytest.raises(InvalidEvent) as raised:
+        validate_event(event(properties=properties), WINDOW)
+    assert raised.value.reason == "wrong_type"
+    assert f"properties.{next(iter(properties))}" in raised.value.detail
+
+
+def test_typed_properties_accept_their_types_and_null_and_other_keys_stay_free():
+    properties = {"country": "FR", "title": None, "merchandise": False, "free": {"any": [1, "x", None]}}
+    assert validate_event(event(properties=properties), WINDOW)["properties"] == properties
+    assert validate_event(event(properties={"country": 826}), WINDOW)["properties"] == {"country": 826}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"\xff", Decimal("1.5"), datetime(2024, 1, 1), date(2024, 1, 1), {"deep": [b"x"]}, 2**64, float("nan")],
+    ids=["bytes", "decimal", "datetime", "date", "nested-bytes", "int-beyond-64-bit", "nan"],
+)
+def test_properties_hold_json_values_only(value):
+    # Parquet rows reach validation as Python values: a binary or decimal column inside the
+    # properties struct must be refused here, not crash the warehouse write.
+    with pytest.raises(InvalidEvent) as raised:
+        validate_event(event(properties={"free": value}), WINDOW)
+    assert raised.value.reason == "wrong_type"
+    assert "properties.free" in raised.value.detail

@@ -1,9 +1,12 @@
 import gzip
+import os
 from datetime import date
+from decimal import Decimal
 
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from warehouse.ingest import ingest_landing_day
 from warehouse.store import connect, partition_counts, replace_partition
@@ -126,3 +129,83 @@ def test_a_truncated_gzip_keeps_its_readable_lines_and_quarantines_the_rest(tmp_
     assert details["cut.jsonl.gz"].startswith("EOFError")
     assert "magic bytes" in details["broken.parquet"]
     assert result.lines_read == len(result.accepted) + len(result.quarantined)
+
+
+def test_hostile_files_are_quarantined_and_the_rest_of_the_day_loads(tmp_path):
+    folder = tmp_path / DAY.isoformat()
+    folder.mkdir()
+    (folder / "good.jsonl").write_bytes(orjson.dumps(good("ok")) + b"\n")
+    (folder / "clock.jsonl").write_bytes(
+        orjson.dumps(good("late", occurred_at="9999-12-31T23:00:00-05:00"))
+        + b"\n"
+        + orjson.dumps(good("early", occurred_at="0001-01-01T00:00:00+05:00"))
+        + b"\n"
+    )
+    parquet_row = {
+        "event_id": ["b1"],
+        "event_type": ["view"],
+        "occurred_at": ["2024-03-10T10:00:00Z"],
+        "product_id": ["P1"],
+    }
+    pq.write_table(
+        pa.table({**parquet_row, "properties": pa.array([{"blob": b"\xff\x00"}])}), folder / "b.parquet"
+    )
+    pq.write_table(
+        pa.table({**parquet_row, "properties": pa.array([{"amount": Decimal("1.50")}])}), folder / "d.parquet"
+    )
+    # A name that is not UTF-8 (Latin-1 "é"): os.fsdecode keeps the byte as a lone surrogate.
+    (folder / os.fsdecode(b"caf\xe9.jsonl")).write_bytes(orjson.dumps(good("named")) + b"\n")
+
+    result = ingest_landing_day(tmp_path, DAY)
+    assert [row["event_id"] for row in result.accepted] == ["ok"]
+    assert result.reasons() == {"timestamp_out_of_range": 2, "unreadable_file": 1, "wrong_type": 2}
+    assert result.lines_read == 6
+    unreadable = next(q for q in result.quarantined if q["reason"] == "unreadable_file")
+    assert unreadable["source_file"] == "2024-03-10/caf\\xe9.jsonl"
+    assert "not valid UTF-8" in unreadable["detail"]
+    with connect(tmp_path / "w.duckdb") as con:  # the warehouse write is where two of these crashed
+        replace_partition(con, DAY, result.accepted, result.quarantined, len(result.files))
+        assert partition_counts(con, DAY) == {"accepted": 1, "quarantined": 5, "lines_read": 6}
+        stored = con.execute("select _source_file from quarantined_events order by all").fetchall()
+        assert ("2024-03-10/caf\\xe9.jsonl",) in stored
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"event_id":"d1","event_id":"d2","event_type":"view","occurred_at":"2024-03-10T09:00:00Z","product_id":"P1"}',
+        b'{"event_id": "d1", "event_type": "view", "occurred_at": "2024-03-10T09:00:00Z", '
+        b'"product_id": "P1", "product_id": "P2"}',
+        b'{"event_id":"d1","event_type":"view","occurred_at":"2024-03-10T09:00:00Z","product_id":"P1",'
+        b'"properties":{"country":"FR","country":"DE"}}',
+        # A \\u escape can hide a colon from a byte count: this one takes the exact path.
+        b'{"event_id":"d1","event_type":"view","occurred_at":"2024-03-10T09:00:00Z","product_id":"P1",'
+        b'"user_id":"a","user_id":"b","query":"\\u003a"}',
+    ],
+    ids=["top-level", "spaced", "nested", "unicode-escape"],
+)
+def test_a_duplicated_key_is_malformed_json(tmp_path, line):
+    folder = tmp_path / DAY.isoformat()
+    folder.mkdir()
+    (folder / "dup.jsonl").write_bytes(line + b"\n")
+    result = ingest_landing_day(tmp_path, DAY)
+    assert result.reasons() == {"malformed_json": 1}
+    assert "duplicate key" in result.quarantined[0]["detail"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"event_id" : "d1",\t"event_type":"view","occurred_at":"2024-03-10T09:00:00Z","product_id":"P:1",'
+        b'"query":"a:b::c","properties":{"note":"x:y","list":[{"a":1},{"a":2}]}}',
+        b'{"event_id":"d1","event_type":"view","occurred_at":"2024-03-10T09:00:00Z","product_id":"P1",'
+        b'"query":"caf\\u00e9 \\u003a \\"quoted\\""}',
+    ],
+    ids=["colons-in-strings", "unicode-escapes"],
+)
+def test_lines_without_duplicated_keys_are_accepted(tmp_path, line):
+    folder = tmp_path / DAY.isoformat()
+    folder.mkdir()
+    (folder / "ok.jsonl").write_bytes(line + b"\n")
+    result = ingest_landing_day(tmp_path, DAY)
+    assert result.reasons() == {} and len(result.accepted) == 1

@@ -35,3 +35,25 @@ def test_run_range_materialises_only_the_selection(home, dbt_manifest):
         events = instance.all_logs(outcome.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
         materialised = {event.dagster_event.asset_key for event in events}
     assert materialised == {AssetKey("raw_events")}
+
+
+def test_the_dbt_manifest_is_prepared_before_the_definitions_load(home, monkeypatch):
+    # Right after `pip install -e .`, before `shopguide setup`: run_range prepares the
+    # manifest itself instead of dying in @dbt_assets with DagsterDbtManifestNotFoundError.
+    import sys
+    import types
+
+    from shopguide import dbt_manifest
+
+    order = []
+
+    class Definitions(types.ModuleType):
+        def __getattr__(self, name):
+            order.append("definitions")
+            raise RuntimeError("the definitions were loaded")
+
+    monkeypatch.setitem(sys.modules, "orchestration.definitions", Definitions("orchestration.definitions"))
+    monkeypatch.setattr(dbt_manifest, "ensure_manifest", lambda: order.append("manifest"))
+    with pytest.raises(RuntimeError, match="the definitions were loaded"):
+        run_range(home, date(2011, 3, 14), date(2011, 3, 14))
+    assert order == ["manifest", "definitions"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -55,9 +56,35 @@ QUARANTINE_REASONS = (
     "bad_timestamp",
     "timestamp_out_of_range",
     "invalid_value",
+    "invalid_identifier",
     "unreadable_file",
 )
 
+
+IDENTIFIER_FIELDS = ("event_id", "user_id", "session_id", "product_id")
+# Characters that draw nothing but are neither control nor format characters (which
+# str.isprintable already refuses): the rest of Unicode's Default_Ignorable_Code_Point set,
+# i.e. the combining grapheme joiner, Hangul fillers, Khmer inherent vowels, Mongolian free
+# variation selectors and the variation selectors.
+_INVISIBLE = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\ufe00-\ufe0f\uffa0\U000e0100-\U000e01ef]"
+)
+# The properties keys the dbt models read (docs/events.md, "Property keys that shopguide
+# reads") and the JSON types they must have; other keys are free-form.
+# An integer passes for a string, read as its decimal text, as for top-level string fields;
+# types are compared exactly, so a boolean is no integer here.
+_STRING = ("string", (str, int))
+TYPED_PROPERTIES = {
+    "title": _STRING,
+    "description": _STRING,
+    "category": _STRING,
+    "brand": _STRING,
+    "country": _STRING,
+    "merchandise": ("boolean", (bool,)),
+}
+_PLAIN_JSON = (str, bool, type(None))
+# orjson, which writes properties to the warehouse, holds integers in this range only.
+_JSON_INT_RANGE = (-(2**63), 2**64 - 1)
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 # RFC 3339 demands a zone: Z or +hh:mm. A bare local time is ambiguous and is refused.
@@ -100,9 +127,32 @@ def _optional_str(record: dict, field: str, *, required: bool = False) -> str | 
         if required:
             raise InvalidEvent("missing_field", f"{field} is empty")
         return None
-    if len(text) > MAX_ID_CHARS and field != "query":
+    if field in IDENTIFIER_FIELDS:
+        _check_identifier(field, text)
+    elif len(text) > MAX_ID_CHARS and field != "query":
         raise InvalidEvent("invalid_value", f"{field} longer than {MAX_ID_CHARS} characters")
     return text
+
+
+def _check_identifier(field: str, text: str) -> None:
+    """The identifier rule (docs/events.md): ids are joined, grouped and published, so two
+    ids that look the same must be the same string, and none may break a terminal or a CSV."""
+    if len(text) > MAX_ID_CHARS:
+        raise InvalidEvent("invalid_identifier", f"{field} longer than {MAX_ID_CHARS} characters")
+    if text.isascii() and text.isprintable():  # the usual id, decided in two C calls
+        return
+    # isprintable refuses control (NUL, tab, DEL, C1), format (zero-width, bidi, soft hyphen,
+    # BOM), separator (no-break space, line separator), private-use and unassigned characters;
+    # the ordinary space is allowed.
+    invisible = None if text.isprintable() else next(c for c in text if not c.isprintable())
+    if invisible is None:
+        match = _INVISIBLE.search(text)
+        invisible = match.group() if match else None
+    if invisible is not None:
+        raise InvalidEvent(
+            "invalid_identifier",
+            f"{field} holds U+{ord(invisible):04X}, a control or invisible character",
+        )
 
 
 def parse_timestamp(value: Any, window: Window) -> datetime:
@@ -120,8 +170,13 @@ def parse_timestamp(value: Any, window: Window) -> datetime:
         raise InvalidEvent("bad_timestamp", f"occurred_at {text!r} is not RFC 3339") from None
     if parsed.tzinfo is None:  # pragma: no cover - guarded by _HAS_ZONE
         raise InvalidEvent("bad_timestamp", f"occurred_at {text!r} has no time zone")
-    parsed = parsed.astimezone(UTC)
-    if not window.earliest <= parsed <= window.latest:
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:
+        # 9999-12-31 with a negative offset, or 0001-01-01 with a positive one, has no UTC
+        # datetime; either is far outside any landing day's window anyway.
+        parsed = None
+    if parsed is None or not window.earliest <= parsed <= window.latest:
         raise InvalidEvent(
             "timestamp_out_of_range",
             f"occurred_at {text} outside {window.earliest:%Y-%m-%d}..{window.latest:%Y-%m-%d %H:%M}Z",
@@ -186,8 +241,8 @@ def validate_event(record: Any, window: Window) -> dict:
         if not _CURRENCY.match(currency):
             raise InvalidEvent("invalid_value", f"currency {currency!r} is not an ISO 4217 code")
     properties = record.get("properties")
-    if properties is not None and not isinstance(properties, dict):
-        raise InvalidEvent("wrong_type", "properties must be an object")
+    if properties is not None:
+        _check_properties(properties)
     return {
         "event_id": event_id,
         "event_type": event_type,
@@ -201,3 +256,50 @@ def validate_event(record: Any, window: Window) -> dict:
         "query": query,
         "properties": properties,
     }
+
+
+def _check_properties(properties: Any) -> None:
+    """An object of JSON values, whose keys that dbt reads have their documented type.
+
+    A Parquet row's struct can hold binary, decimal or date values, which have no JSON form
+    (the warehouse stores properties as JSON): they are refused here, not at the write."""
+    if not isinstance(properties, dict):
+        raise InvalidEvent("wrong_type", "properties must be an object")
+    for key, value in properties.items():
+        typed = TYPED_PROPERTIES.get(key)
+        if typed is not None and value is not None and type(value) not in typed[1]:
+            raise InvalidEvent(
+                "wrong_type", f"properties.{key} must be a {typed[0]}, got {type(value).__name__}"
+            )
+        if type(value) not in _PLAIN_JSON:  # strings and flags, the usual values, need no walk
+            bad = next(_json_leaves(value, f"properties.{key}"), None)
+            if bad is not None:
+                path, leaf = bad
+                raise InvalidEvent(
+                    "wrong_type", f"{path} is {type(leaf).__name__} {leaf!r:.60}: not a JSON value"
+                )
+
+
+def _json_leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """Every value under `value` that is not JSON, with its path. Iterative: a producer's
+    nesting depth must not reach Python's recursion limit."""
+    stack = [(path, value)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    yield f"{path} key {key!r}", key
+                stack.append((f"{path}.{key}", item))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
+        elif value is None or isinstance(value, (str, bool)):
+            continue
+        elif isinstance(value, int):
+            if not _JSON_INT_RANGE[0] <= value <= _JSON_INT_RANGE[1]:
+                yield path, value
+        elif isinstance(value, float):
+            if not math.isfinite(value):  # NaN and infinity have no JSON form
+                yield path, value
+        else:
+            yield path, value

@@ -16,7 +16,7 @@ import gzip
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import orjson
@@ -62,6 +62,12 @@ def landing_days(landing_root: Path) -> list[date]:
         if landing_files(landing_root, day):
             days.append(day)
     return sorted(days)
+
+
+def landing_days_between(landing_root: Path, first: date, last: date) -> list[date]:
+    """The landing days from `first` to `last` (inclusive) that have at least one file."""
+    days = (first + timedelta(days=n) for n in range((last - first).days + 1))
+    return [day for day in days if landing_files(landing_root, day)]
 
 
 def read_lines(path: Path, landing_root: Path) -> Iterator[RawLine]:
