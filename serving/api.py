@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -121,13 +122,27 @@ def create_app(
     search: SearchFunction | None = None,
     poll_s: float = DEFAULT_POLL_S,
     reader: LiveReader | None = None,
+    warm_up: Callable[[], None] | None = None,
 ) -> FastAPI:
-    """The API over the serving root `root` (SHOPGUIDE_HOME/serving)."""
+    """The API over the serving root `root` (SHOPGUIDE_HOME/serving). `warm_up` (loading the
+    search model) runs in a thread as the app starts; /readyz says not ready until it ends."""
     live = reader or LiveReader(root, poll_s)
     metrics = ApiMetrics()
+    warming = {"done": warm_up is None, "problem": None}
+
+    def run_warm_up() -> None:
+        try:
+            warm_up()
+        except Exception as exc:  # noqa: BLE001 - reported by /readyz; search answers 503 itself
+            warming["problem"] = f"search is unavailable: {' '.join(str(exc).split())}"
+            log.exception("warming up search failed")
+        finally:
+            warming["done"] = True
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        if warm_up is not None:
+            threading.Thread(target=run_warm_up, name="warm-up", daemon=True).start()
         yield
         live.close()
 
@@ -253,6 +268,8 @@ def create_app(
             state = live.state
         except ServingError as exc:
             return JSONResponse({"ready": False, "problem": str(exc)}, status_code=503)
+        if not warming["done"]:
+            return JSONResponse({"ready": False, "problem": "loading the search model"}, status_code=503)
         current = state.pointer["current"]
         return JSONResponse(
             {
@@ -260,7 +277,7 @@ def create_app(
                 "snapshot_id": current,
                 "age_seconds": round(live.age_seconds(current), 1),
                 "canary": state.pointer.get("canary"),
-                "problem": live.problem,
+                "problem": live.problem or warming["problem"],
             },
             headers={SNAPSHOT_HEADER: current},
         )

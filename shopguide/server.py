@@ -21,43 +21,49 @@ from shopguide.settings import Paths
 APP_FACTORY = "shopguide.server:app_from_env"
 
 
-def product_search(paths: Paths, warm: bool = True):
+class ProductSearch:
     """search(query, k, category, min_price, max_price) → rows, over the shop's products.
 
-    The encoder loads in a background thread as the worker starts (a search arriving earlier
-    waits for it), under a lock: the first load chooses the model's precision, and two threads
-    doing it at once mixed bf16 and fp32 weights (a 500 under the load benchmark)."""
-    lock = threading.Lock()
-    loaded: list = []
+    The model loads once, under a lock: the first load chooses the model's precision, and
+    two threads doing it at once mixed bf16 and fp32 weights (a 500 under load). The app
+    calls `warm_up` as the worker starts and reports not-ready until it is done, so the
+    load's seconds of held GIL never land on live requests."""
 
-    def backend():
-        with lock:
-            if not loaded:
+    def __init__(self, paths: Paths):
+        self.paths = paths
+        self._lock = threading.Lock()
+        self._loaded: tuple | None = None
+
+    def _backend(self) -> tuple:
+        with self._lock:
+            if self._loaded is None:
+                from embeddings.encoder import cached_encoder
+                from embeddings.models import search_model_name
                 from embeddings.store import connect as connect_lancedb
-                from orchestration.resources import SearchEncoder
 
-                encoder = SearchEncoder().encoder()
-                warm_up = getattr(encoder, "warm_up", None)
-                if warm_up is not None:
-                    warm_up()
-                loaded.append((connect_lancedb(paths.lancedb), encoder))
-            return loaded[0]
+                # Not through the Dagster resource: a worker need not import Dagster.
+                encoder = cached_encoder(search_model_name())
+                encoder.warm_up()
+                self._loaded = (connect_lancedb(self.paths.lancedb), encoder)
+            return self._loaded
 
-    def search(query: str, k: int, category: str | None, min_price: float | None, max_price: float | None):
+    def warm_up(self) -> None:
+        self._backend()
+
+    def __call__(
+        self, query: str, k: int, category: str | None, min_price: float | None, max_price: float | None
+    ):
         from embeddings.search import SearchFilters, search_products
 
-        db, encoder = backend()
+        db, encoder = self._backend()
         filters = SearchFilters(category=category, min_price=min_price, max_price=max_price)
         return search_products(db, encoder, query, k, filters)
-
-    if warm:
-        threading.Thread(target=backend, name="search-warm-up", daemon=True).start()
-    return search
 
 
 def app_from_env():
     paths = Paths.from_env()
-    return create_app(serving_root(paths), search=product_search(paths))
+    search = ProductSearch(paths)
+    return create_app(serving_root(paths), search=search, warm_up=search.warm_up)
 
 
 def serve(host: str, port: int, workers: int) -> None:

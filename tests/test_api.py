@@ -160,6 +160,29 @@ def test_nothing_published_is_not_ready_and_says_what_to_do(tmp_path):
         assert "publish" in fresh.get("/v1/users/u01/recommendations").json()["error"]
 
 
+def test_not_ready_until_the_search_model_is_loaded_and_a_failed_load_is_reported(served):
+    root, first, _ = served
+    release = threading.Event()
+    with TestClient(create_app(root, search=fake_search, warm_up=release.wait)) as warming:
+        waiting = warming.get("/readyz")
+        assert waiting.status_code == 503 and waiting.json()["problem"] == "loading the search model"
+        release.set()
+        deadline = time.monotonic() + 5
+        while warming.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert warming.get("/readyz").json()["problem"] is None
+
+    def broken():
+        raise ValueError("No product vectors from the query encoder")
+
+    with TestClient(create_app(root, search=fake_search, warm_up=broken)) as failed:
+        deadline = time.monotonic() + 5
+        while failed.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        ready = failed.get("/readyz").json()
+        assert ready["snapshot_id"] == first and "search is unavailable" in ready["problem"]
+
+
 def test_metrics_count_requests_per_endpoint_and_show_the_snapshot(served, client):
     _, first, _ = served
     for _ in range(3):
