@@ -319,7 +319,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "out" / "api.json")
     args = parser.parse_args()
 
-    from shopguide.settings import Paths
+    from core.settings import Paths
 
     home = args.home or Paths.from_env().home
     serving_root = home / "serving"

@@ -49,7 +49,7 @@ sys.path.insert(0, str(REPO_ROOT))  # `python bench/...` puts bench/, not the ro
 
 from bench_foundation import TreePeakSampler, child_env  # noqa: E402
 
-from shopguide.settings import Paths  # noqa: E402
+from core.settings import Paths  # noqa: E402
 
 DEFAULT_HOME = Path("/tmp/scale_home")
 DEFAULT_OUTPUT = REPO_ROOT / "bench" / "out" / "evaluate_scale.json"
@@ -214,7 +214,7 @@ def run_stage(stage: str, first: date, last: date) -> int:
     """In a child: one Dagster run of the nightly job's assets for this stage, whole range."""
     from dagster import AssetSelection
 
-    from shopguide.dbt_manifest import ensure_manifest
+    from core.dbt_manifest import ensure_manifest
     from shopguide.runner import run_range
 
     selections = {

@@ -42,7 +42,7 @@ import psutil
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # `python bench/...` puts bench/, not the root, on the path
 
-from shopguide.settings import Paths  # noqa: E402
+from core.settings import Paths  # noqa: E402
 from shopguide.sources.synthetic import SyntheticConfig, generate  # noqa: E402
 from warehouse.ingest import ingest_landing_day  # noqa: E402
 from warehouse.landing import landing_days  # noqa: E402

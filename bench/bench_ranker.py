@@ -37,8 +37,8 @@ def peak_rss_gb() -> float:
 
 
 def online_retail() -> tuple[ShopData, datetime]:
+    from core.settings import Paths
     from evaluation.data import load_shop_data
-    from shopguide.settings import Paths
 
     data = load_shop_data(Paths.from_env())
     last = data.events["occurred_at"].max()

@@ -137,10 +137,10 @@ def main() -> None:
     # starve each other (see embeddings/e5.py). Set before either loads.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+    from core.settings import Paths
     from embeddings.e5 import E5Encoder
     from embeddings.encoder import build_encoder
     from embeddings.search import SearchSettings
-    from shopguide.settings import Paths
     from warehouse.store import connect as connect_warehouse
 
     paths = Paths.from_env()

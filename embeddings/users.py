@@ -28,7 +28,7 @@ import yaml
 if TYPE_CHECKING:
     import pyarrow as pa
 
-from shopguide.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 
 DEFAULT_HALF_LIFE_DAYS = 30.0
 VECTOR_BLOCK = 50_000  # users whose float64 vectors are summed at once

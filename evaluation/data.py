@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from core.settings import Paths
 from embeddings.store import PRODUCT_TABLE, read_table
 from embeddings.store import connect as connect_lancedb
 from recommendations.shop import ShopData
-from shopguide.settings import Paths
 from warehouse.store import connect
 
 EVENTS_SQL = """

@@ -3,7 +3,7 @@ elsewhere the manifest comes from `shopguide setup` / `dbt parse` (see docs/oper
 
 from dagster_dbt import DbtProject
 
-from shopguide.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 

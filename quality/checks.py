@@ -79,7 +79,7 @@ def check_recommendations(tables: dict, now: datetime | None = None) -> list[Sui
 def record(paths, runs: list[SuiteRun], run_id: str, partition_key: str) -> Path:
     """Write the runs to `data_quality_results` and to Data Docs; returns Data Docs' index.html.
 
-    `paths` is a shopguide.settings.Paths. Opens the warehouse read-write: call it when no
+    `paths` is a core.settings.Paths. Opens the warehouse read-write: call it when no
     other connection to the warehouse is open."""
     rows = [row for run in runs for row in run.rows(run_id, partition_key)]
     record_rows(paths.warehouse, rows)

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from core.settings import Paths
 from reports.alerts import Alert, Thresholds, derive_alerts, record_alerts
 from reports.collect import MonitoringData, collect
-from shopguide.settings import Paths
 
 REPORT_DIR = "monitoring"
 REPORT_FILE = "report.html"

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from core.settings import Paths
 from reports import drift
 from reports.instance import (
     CHECKS_SCHEMA,
@@ -26,7 +27,6 @@ from reports.instance import (
     collect_freshness,
     collect_pipeline,
 )
-from shopguide.settings import Paths
 
 QUALITY_TABLE = "data_quality_results"
 EMBEDDING_VERSIONS = 10  # the last N LanceDB versions compared pairwise

@@ -20,7 +20,7 @@ from serving.errors import PublishBlocked, ServingError, SnapshotExists, Snapsho
 
 
 def serving_root(paths) -> Path:
-    """The serving folder inside SHOPGUIDE_HOME (`paths` is a shopguide.settings.Paths)."""
+    """The serving folder inside SHOPGUIDE_HOME (`paths` is a core.settings.Paths)."""
     return Path(paths.home) / "serving"
 
 

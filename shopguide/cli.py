@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from shopguide.settings import HomeError, Paths, can_write, check_home
+from core.settings import HomeError, Paths, can_write, check_home
 
 app = typer.Typer(
     help="shopguide: an open data platform for e-commerce recommendations.",
@@ -44,7 +44,7 @@ def friendly_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from shopguide.dbt_manifest import ManifestError
+        from core.dbt_manifest import ManifestError
         from warehouse.store import WarehouseBusy
 
         try:
@@ -92,7 +92,7 @@ def echo_json(payload) -> None:
 @friendly_errors
 def setup() -> None:
     """Prepare the data directory and the dbt manifest (run once after install; idempotent)."""
-    from shopguide.dbt_manifest import ensure_manifest
+    from core.dbt_manifest import ensure_manifest
 
     home = writable_home()
     home.export()
@@ -514,7 +514,7 @@ def report(
 @friendly_errors
 def demo() -> None:
     """The main job: import the shipped Online Retail data and run the pipeline over all its days."""
-    from shopguide.dbt_manifest import ensure_manifest
+    from core.dbt_manifest import ensure_manifest
     from shopguide.demo import run_demo
 
     home = writable_home()
@@ -560,8 +560,8 @@ def ui(
     import signal
     import subprocess
 
-    from shopguide.dbt_manifest import ensure_manifest
-    from shopguide.settings import REPO_ROOT
+    from core.dbt_manifest import ensure_manifest
+    from core.settings import REPO_ROOT
 
     home = writable_home()
     home.export()
@@ -581,7 +581,7 @@ def ui(
     ]
     # Its own process group, so that stopping reaches the webserver and daemon children too.
     # dagster-dbt's prepare_if_dev looks for `dbt` on PATH: make it the venv's own.
-    from shopguide.dbt_manifest import DBT_EXECUTABLE
+    from core.dbt_manifest import DBT_EXECUTABLE
 
     env = {**os.environ, "PATH": f"{DBT_EXECUTABLE.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     process = subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True, env=env)

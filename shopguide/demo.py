@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.settings import Paths
 from shopguide.runner import RunOutcome, run_range
-from shopguide.settings import Paths
 from shopguide.sources.online_retail import DEFAULT_PATH, ImportSummary, import_online_retail
 from warehouse.landing import landing_days
 from warehouse.store import connect

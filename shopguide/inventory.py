@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shopguide.settings import Paths
+from core.settings import Paths
 from warehouse.status import warehouse_status
 from warehouse.store import connect
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING
 
-from shopguide.settings import Paths
+from core.settings import Paths
 
 if TYPE_CHECKING:
     from dagster import AssetSelection
@@ -65,7 +65,7 @@ def run_range(
 
     warnings.filterwarnings("ignore", category=BetaWarning)  # BackfillPolicy is beta; we rely on it knowingly
 
-    from shopguide import dbt_manifest
+    from core import dbt_manifest
 
     dbt_manifest.ensure_manifest()  # the definitions cannot load without it (first use, before `setup`)
     from orchestration.definitions import defs

@@ -13,10 +13,10 @@ import shutil
 import tempfile
 import threading
 
+from core.settings import Paths
 from serving import serving_root
 from serving.api import create_app
 from serving.metrics import MULTIPROCESS_ENV
-from shopguide.settings import Paths
 
 APP_FACTORY = "shopguide.server:app_from_env"
 

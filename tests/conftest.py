@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from shopguide.settings import Paths
+from core.settings import Paths
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
@@ -24,7 +24,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
 @pytest.fixture(scope="session")
 def dbt_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The dbt manifest the Dagster definitions import; parsed once per session if stale."""
-    from shopguide.dbt_manifest import ensure_manifest
+    from core.dbt_manifest import ensure_manifest
 
     if "SHOPGUIDE_HOME" not in os.environ:
         os.environ["SHOPGUIDE_HOME"] = str(tmp_path_factory.mktemp("parse-home"))

@@ -133,7 +133,7 @@ def _read_only_home(monkeypatch, **_):
     # read-only mount does (the real mount was checked by hand, see the report of issue 14).
     import errno
 
-    from shopguide import settings
+    from core import settings
 
     def read_only(folder):
         raise OSError(errno.EROFS, "Read-only file system", str(folder))
@@ -142,7 +142,7 @@ def _read_only_home(monkeypatch, **_):
 
 
 def _dbt_parse_fails(monkeypatch, **_):
-    from shopguide import dbt_manifest
+    from core import dbt_manifest
 
     def fail():
         raise dbt_manifest.ManifestError(

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import polars as pl
 
-from shopguide.settings import Paths
+from core.settings import Paths
 
 NOW = datetime(2024, 3, 1, 6, 0, tzinfo=UTC)
 FIRST_DAY = date(2024, 1, 21)

@@ -13,13 +13,13 @@ from pathlib import Path
 import orjson
 import pytest
 
+from core.settings import Paths
 from embeddings.store import PRODUCT_TABLE, USER_TABLE, read_table
 from embeddings.store import connect as lancedb_connect
 from serving import serving_root
 from serving.publish import current_snapshot, read_gate
 from serving.snapshots import list_snapshots, read_manifest
 from shopguide.runner import run_range
-from shopguide.settings import Paths
 from warehouse.status import warehouse_status
 from warehouse.store import connect
 
@@ -225,7 +225,7 @@ def test_reruns_and_backfills_are_idempotent_and_order_independent(landed, tmp_p
 
 def test_dbt_unit_tests_pass(landed):
     run_days(landed, D1)
-    from shopguide.dbt_manifest import DBT_EXECUTABLE as dbt
+    from core.dbt_manifest import DBT_EXECUTABLE as dbt
 
     project = Path(__file__).resolve().parent.parent / "dbt_project"
     result = subprocess.run(

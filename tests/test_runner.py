@@ -43,7 +43,7 @@ def test_the_dbt_manifest_is_prepared_before_the_definitions_load(home, monkeypa
     import sys
     import types
 
-    from shopguide import dbt_manifest
+    from core import dbt_manifest
 
     order = []
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
-from shopguide.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 from warehouse.landing import write_jsonl
 
 DEFAULT_PATH = REPO_ROOT / "data" / "online_retail" / "online_retail.parquet"

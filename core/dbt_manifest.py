@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shopguide.settings import REPO_ROOT, Paths
+from core.settings import REPO_ROOT, Paths
 
 DBT_DIR = REPO_ROOT / "dbt_project"
 MANIFEST = DBT_DIR / "target" / "manifest.json"
