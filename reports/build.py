@@ -48,9 +48,9 @@ def build_report(
     record: bool = True,
 ) -> ReportOutcome:
     """Build every output; `record=False` leaves the warehouse untouched (no alerts table)."""
+    from core.files import atomic_write_bytes
     from reports.html import render
     from reports.prometheus import write_prom
-    from serving._fs import atomic_write_bytes
     from warehouse.store import connect
 
     started = time.perf_counter()
@@ -70,7 +70,6 @@ def build_report(
     # One folder deeper: relative links (the Data Docs) get one more "../".
     for path, body in ((html_path, page), (dated, page.replace(b'href="../', b'href="../../'))):
         atomic_write_bytes(path, body)
-        path.chmod(0o644)  # readable like any other report (mkstemp creates 0600)
     seconds = time.perf_counter() - started
     prom_path = write_prom(folder / PROM_FILE, data, alerts, build_seconds=seconds)
     return ReportOutcome(html_path, prom_path, alerts, data, seconds)

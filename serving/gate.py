@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 import polars as pl
 
-from serving._fs import iso_utc, utc_now
+from core.clock import iso_utc, utc_now
 
 USER_SOURCES = ("personal", "fallback_segment", "fallback_global")
 SIMILAR_SOURCES = ("content+cooccurrence", "content")

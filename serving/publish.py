@@ -33,7 +33,8 @@ from pathlib import Path
 
 import polars as pl
 
-from serving._fs import atomic_write_json, iso_utc, utc_now
+from core.clock import iso_utc, utc_now
+from core.files import atomic_write_json
 from serving.errors import PublishBlocked, ServingError
 from serving.gate import GateContext, GateResult, GateThresholds, evaluate_gate
 from serving.snapshots import (

@@ -35,7 +35,8 @@ from pathlib import Path
 
 import polars as pl
 
-from serving._fs import fsync_dir, iso_utc, utc_now
+from core.clock import iso_utc, utc_now
+from core.files import fsync_dir
 from serving.errors import ServingError, SnapshotExists, SnapshotNotFound
 
 FORMAT_VERSION = 1

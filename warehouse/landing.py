@@ -13,13 +13,14 @@ reader never sees half a file (see `write_jsonl`).
 from __future__ import annotations
 
 import gzip
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
 import orjson
+
+from core.files import atomic_path
 
 LANDING_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 
@@ -41,7 +42,7 @@ def landing_files(landing_root: Path, day: date) -> list[Path]:
     folder = day_folder(landing_root, day)
     if not folder.is_dir():
         return []
-    # Hidden files are producers' work in progress (write_jsonl's ".name.tmp").
+    # Hidden files are producers' work in progress (core.files.atomic_path's ".name.*.tmp").
     return sorted(
         p
         for p in folder.iterdir()
@@ -88,13 +89,11 @@ def read_lines(path: Path, landing_root: Path) -> Iterator[RawLine]:
 def write_jsonl(path: Path, records: Iterable[dict | bytes]) -> int:
     """Write records atomically (temp file + rename); bytes are written as they are."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     opener = gzip.open if path.name.endswith(".gz") else open
     count = 0
-    with opener(tmp, "wb") as handle:
+    with atomic_path(path) as tmp, opener(tmp, "wb") as handle:
         for record in records:
             handle.write(record if isinstance(record, bytes) else orjson.dumps(record))
             handle.write(b"\n")
             count += 1
-    os.replace(tmp, path)
     return count
