@@ -10,10 +10,10 @@ from typing import Any
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from orchestration.dbt_args import dbt_build_args, landing_window
-from orchestration.dbt_project import dbt_project
-from orchestration.partitions import daily_partitions
-from orchestration.resources import ShopguideHome
+from assets.dbt_args import dbt_build_args, landing_window
+from assets.dbt_project import dbt_project
+from assets.partitions import daily_partitions
+from assets.resources import ShopguideHome
 
 
 class ShopDbtTranslator(DagsterDbtTranslator):

@@ -15,12 +15,12 @@ from dagster import (
     asset,
 )
 
+from assets.dbt_args import landing_window
+from assets.partitions import daily_partitions
+from assets.resources import EmbeddingEncoder, ShopguideHome
 from embeddings.products import sync_product_embeddings
 from embeddings.store import PRODUCT_TABLE, USER_TABLE, connect, read_table
 from embeddings.users import sync_user_embeddings
-from orchestration.dbt_args import landing_window
-from orchestration.partitions import daily_partitions
-from orchestration.resources import EmbeddingEncoder, ShopguideHome
 from warehouse.store import connect as connect_warehouse
 
 NORM_TOLERANCE = 1e-3

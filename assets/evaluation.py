@@ -12,12 +12,12 @@ from dagster import (
     asset,
 )
 
+from assets.dbt_args import landing_window
+from assets.partitions import daily_partitions
+from assets.resources import EmbeddingEncoder, RecommenderSettings, ShopguideHome
 from evaluation.data import load_shop_data
 from evaluation.history import best_baseline_ratio, markdown, read_history, record, write_reports
 from evaluation.protocol import evaluate
-from orchestration.dbt_args import landing_window
-from orchestration.partitions import daily_partitions
-from orchestration.resources import EmbeddingEncoder, RecommenderSettings, ShopguideHome
 
 EVALUATION_WINDOW_DAYS = 30
 

@@ -15,8 +15,8 @@ from dagster import (
     asset,
 )
 
-from orchestration.partitions import daily_partitions
-from orchestration.resources import ShopguideHome
+from assets.partitions import daily_partitions
+from assets.resources import ShopguideHome
 from warehouse.ingest import ingest_landing_day
 from warehouse.store import connect, partition_counts, replace_partition
 

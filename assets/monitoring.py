@@ -14,8 +14,8 @@ from dagster import (
     asset,
 )
 
-from orchestration.partitions import daily_partitions
-from orchestration.resources import ShopguideHome
+from assets.partitions import daily_partitions
+from assets.resources import ShopguideHome
 from reports.alerts import CRITICAL, WARNING, alerts_markdown
 from reports.build import build_report
 

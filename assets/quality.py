@@ -30,8 +30,8 @@ from dagster import (
     multi_asset_check,
 )
 
-from orchestration.dbt_args import landing_window
-from orchestration.resources import ShopguideHome
+from assets.dbt_args import landing_window
+from assets.resources import ShopguideHome
 
 ERRORS = "gx_expectations"
 WARNINGS = "gx_warnings"

@@ -6,10 +6,10 @@ from datetime import datetime, time, timedelta
 
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
+from assets.dbt_args import landing_window
+from assets.partitions import daily_partitions
+from assets.resources import EmbeddingEncoder, RecommenderSettings, ShopguideHome
 from evaluation.data import load_shop_data
-from orchestration.dbt_args import landing_window
-from orchestration.partitions import daily_partitions
-from orchestration.resources import EmbeddingEncoder, RecommenderSettings, ShopguideHome
 from recommendations.model_store import model_root, train_and_save
 
 

@@ -16,12 +16,12 @@ from dagster import (
     asset,
 )
 
+from assets.dbt_args import landing_window
+from assets.partitions import daily_partitions
+from assets.resources import EmbeddingEncoder, RecommenderSettings, ShopguideHome
 from embeddings.store import PRODUCT_TABLE, USER_TABLE, connect, open_table, read_table
 from evaluation.champion import Candidate, Verdict, candidate_from_manifest, challenge
 from evaluation.data import load_shop_data
-from orchestration.dbt_args import landing_window
-from orchestration.partitions import daily_partitions
-from orchestration.resources import EmbeddingEncoder, RecommenderSettings, ShopguideHome
 from quality.checks import record as record_expectations
 from quality.checks import window_key
 from recommendations.exclusions import load_exclusions

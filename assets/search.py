@@ -8,8 +8,8 @@ from assets.embeddings import (
     sync_catalog_vectors,
     vector_check_specs,
 )
+from assets.resources import SearchEncoder, ShopguideHome
 from embeddings.store import SEARCH_TABLE, connect, open_table, text_index
-from orchestration.resources import SearchEncoder, ShopguideHome
 
 
 @asset(

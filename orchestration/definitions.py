@@ -4,8 +4,8 @@ from dagster import Definitions, load_assets_from_modules
 
 from assets import dbt, embeddings, evaluation, ingestion, monitoring, ranker, recommendations, search
 from assets.quality import quality_checks
+from assets.resources import build_resources
 from orchestration.jobs import evaluation_job, nightly_job, ranker_training_job
-from orchestration.resources import build_resources
 from orchestration.schedules import evaluation_schedule, nightly_schedule, ranker_training_schedule
 from orchestration.sensors import landing_sensor
 

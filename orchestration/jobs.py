@@ -1,6 +1,6 @@
 from dagster import AssetSelection, define_asset_job
 
-from orchestration.partitions import daily_partitions
+from assets.partitions import daily_partitions
 
 EVALUATION = AssetSelection.assets("recommendation_evaluation")
 RANKER = AssetSelection.assets("recommendation_ranker")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from dagster import RunRequest, SensorEvaluationContext, SkipReason, sensor
 
+from assets.partitions import daily_partitions
 from core.settings import Paths
 from orchestration.jobs import nightly_job
-from orchestration.partitions import daily_partitions
 from warehouse.landing import landing_days, landing_files
 
 

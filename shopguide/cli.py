@@ -283,9 +283,9 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Product search by meaning, in any language (multilingual e5); or by words, or both."""
+    from assets.resources import SearchEncoder
     from embeddings.search import SearchFilters, SearchSettings, search_products
     from embeddings.store import connect as connect_lancedb
-    from orchestration.resources import SearchEncoder
 
     check_k(k)
     settings = SearchSettings(mode=mode)

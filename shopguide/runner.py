@@ -32,7 +32,7 @@ class RunOutcome:
 
 
 def validate_range(first: date, last: date) -> None:
-    from orchestration.partitions import FIRST_LANDING_DAY, daily_partitions
+    from assets.partitions import FIRST_LANDING_DAY, daily_partitions
 
     if last < first:
         raise ValueError(f"--end {last} is before --start {first}.")

@@ -3,7 +3,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from orchestration.dbt_args import dbt_build_args, landing_window
+from assets.dbt_args import dbt_build_args, landing_window
 
 
 def test_one_day_partition_is_a_one_day_window():

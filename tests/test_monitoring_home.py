@@ -240,8 +240,8 @@ def materialize_report(paths: Paths):
     )
 
     from assets.monitoring import monitoring_report
-    from orchestration.partitions import daily_partitions
-    from orchestration.resources import ShopguideHome
+    from assets.partitions import daily_partitions
+    from assets.resources import ShopguideHome
 
     def stand_in(name, check=None):
         @asset(

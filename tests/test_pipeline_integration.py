@@ -282,7 +282,7 @@ def test_synthetic_shop_end_to_end_publishes_a_gated_snapshot_the_reader_serves(
     # the re-run reused the model the first run trained.
     from dataclasses import asdict
 
-    from orchestration.resources import RecommenderSettings
+    from assets.resources import RecommenderSettings
 
     model_id = manifest.extra["ranker_model_id"]
     assert model_id == read_manifest(root, current).extra["ranker_model_id"]

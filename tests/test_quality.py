@@ -609,7 +609,7 @@ def test_a_check_executed_alone_looks_at_the_latest_landing_day(home):
     from dagster import AssetCheckSeverity, build_asset_check_context
 
     from assets.quality import raw_events_expectations
-    from orchestration.resources import ShopguideHome
+    from assets.resources import ShopguideHome
 
     window = Window.for_landing_day(DAY)
     good = [{**validate_event(_event(n), window), "source_file": "a", "line_number": n} for n in range(30)]

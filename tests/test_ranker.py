@@ -308,7 +308,7 @@ def test_new_shoppers_get_the_list_that_served_the_newest_window_best():
 def test_the_nightly_defaults_are_the_settings_evaluate_measures():
     """`shopguide evaluate` scores RecommendationConfig() and RankerSettings(); the nightly
     tables are built from the recommender resource: by default they must be the same."""
-    from orchestration.resources import EmbeddingEncoder, RecommenderSettings
+    from assets.resources import EmbeddingEncoder, RecommenderSettings
 
     resource = RecommenderSettings()
     assert resource.ranker_settings() == RankerSettings()

@@ -487,7 +487,7 @@ def _list_of(root, sid):
 
 
 def test_gate_thresholds_come_from_the_recommender_resource_and_are_validated():
-    from orchestration.resources import RecommenderSettings
+    from assets.resources import RecommenderSettings
     from serving.gate import GateThresholds
 
     settings = RecommenderSettings(gate_max_fallback_share=0.2, gate_min_list_length=5)

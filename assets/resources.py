@@ -8,10 +8,10 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from dagster_dbt import DbtCliResource
 
+from assets.dbt_project import dbt_project
 from core.dbt_manifest import DBT_EXECUTABLE
 from core.settings import Paths
 from embeddings.models import DEFAULT_MODEL, search_model_name
-from orchestration.dbt_project import dbt_project
 
 EMBEDDING_MODEL_ENV = "SHOPGUIDE_EMBEDDING_MODEL"
 

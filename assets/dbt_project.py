@@ -3,9 +3,7 @@ elsewhere the manifest comes from `shopguide setup` / `dbt parse` (see docs/oper
 
 from dagster_dbt import DbtProject
 
-from core.settings import REPO_ROOT
+from core.dbt_manifest import DBT_DIR
 
-DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
-
-dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+dbt_project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
 dbt_project.prepare_if_dev()
