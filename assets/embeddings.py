@@ -18,6 +18,7 @@ from dagster import (
 from assets.dbt_args import landing_window
 from assets.partitions import daily_partitions
 from assets.resources import EmbeddingEncoder, ShopguideHome
+from core.dbt_manifest import interaction_weights
 from embeddings.products import sync_product_embeddings
 from embeddings.store import PRODUCT_TABLE, USER_TABLE, connect, read_table
 from embeddings.users import sync_user_embeddings
@@ -204,6 +205,7 @@ def user_embeddings(
         {row[0] for row in new},
         datetime.now(UTC).replace(tzinfo=None),
         encoder.half_life_days,
+        interaction_weights(),
     )
     stored = read_table(db, USER_TABLE)
     vectors = (

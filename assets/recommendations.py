@@ -97,6 +97,7 @@ def published_recommendations(
         set(config.excluded_product_ids),
         config.history_half_life_days,
         config.popularity_half_life_days,
+        data.interaction_weights,
     )
     candidate = Candidate(config, recommender.ranker_settings())
     model, trained_now = model_for_run(

@@ -1,4 +1,5 @@
-"""The dbt manifest Dagster loads its dbt assets from, kept in step with the models.
+"""The dbt project as Python needs it: the manifest Dagster loads its dbt assets from, kept
+in step with the models, and the dbt vars Python shares with the SQL.
 
 `@dbt_assets` reads target/manifest.json when the definitions are imported, so it must
 exist before anything loads them. It is a build artefact (not committed): `dbt parse`
@@ -7,10 +8,13 @@ writes it in a few seconds, and it is redone whenever a model, macro or config i
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 from core.settings import REPO_ROOT, Paths
 
@@ -18,6 +22,15 @@ DBT_DIR = REPO_ROOT / "dbt_project"
 MANIFEST = DBT_DIR / "target" / "manifest.json"
 # The dbt beside this interpreter: the venv need not be activated (it may not be on PATH).
 DBT_EXECUTABLE = Path(sys.executable).with_name("dbt")
+
+
+@functools.cache
+def interaction_weights() -> dict[str, float]:
+    """dbt's `interaction_weights` var: what a view, a cart, a purchase, a removal and a return
+    weigh. The marts and the Python user vectors use the same numbers, so they are read from
+    where dbt reads them; callers pass them on (embeddings/users.py takes them as arguments)."""
+    config = yaml.safe_load((DBT_DIR / "dbt_project.yml").read_text())
+    return {k: float(v) for k, v in config["vars"]["interaction_weights"].items()}
 
 
 class ManifestError(RuntimeError):

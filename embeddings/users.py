@@ -3,8 +3,9 @@
 weight(user, product) = max(0, Σ over the user's events on it of
                                type_weight(event) × 0.5 ** (age_days / half_life_days))
 
-- type weights are dbt's `interaction_weights` (dbt_project.yml), one source for both:
-  view 1 < add_to_cart 3 < purchase 5; remove_from_cart -1 and return -5 *subtract*;
+- type weights are given by the caller: dbt's `interaction_weights` (dbt_project.yml, read
+  by core.dbt_manifest.interaction_weights), one source for both: view 1 < add_to_cart 3 <
+  purchase 5; remove_from_cart -1 and return -5 *subtract*; other types weigh nothing;
 - a product's total is clipped at zero: a returned purchase cancels out, it never pushes
   the vector away from the product (a return says "not this one", not "the opposite");
 - age is measured from the user's own latest event, so a vector depends on that user's
@@ -16,28 +17,18 @@ weight(user, product) = max(0, Σ over the user's events on it of
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
-import yaml
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-from core.settings import REPO_ROOT
-
-DEFAULT_HALF_LIFE_DAYS = 30.0
 VECTOR_BLOCK = 50_000  # users whose float64 vectors are summed at once
-
-
-@functools.cache
-def interaction_weights() -> dict[str, float]:
-    config = yaml.safe_load((REPO_ROOT / "dbt_project" / "dbt_project.yml").read_text())
-    return {k: float(v) for k, v in config["vars"]["interaction_weights"].items()}
 
 
 @dataclass
@@ -50,13 +41,13 @@ class UserVectors:
 
 
 def product_weights(
-    events: pl.DataFrame, half_life_days: float, weights: dict[str, float] | None = None
+    events: pl.DataFrame, half_life_days: float, weights: Mapping[str, float]
 ) -> pl.DataFrame:
-    """events (user_id, product_id, event_type, occurred_at) → one weight per user × product."""
-    weights = weights or interaction_weights()
+    """events (user_id, product_id, event_type, occurred_at) → one weight per user × product;
+    `weights`: event type → weight."""
     if half_life_days <= 0:
         raise ValueError(f"half_life_days must be positive, got {half_life_days}")
-    type_weight = pl.col("event_type").replace_strict(weights, default=0.0, return_dtype=pl.Float64)
+    type_weight = pl.col("event_type").replace_strict(dict(weights), default=0.0, return_dtype=pl.Float64)
     latest = pl.col("occurred_at").max().over("user_id")
     age_days = (latest - pl.col("occurred_at")).dt.total_seconds() / 86_400.0
     return (
@@ -71,8 +62,8 @@ def user_vectors(
     events: pl.DataFrame,
     product_ids: list[str],
     product_matrix: np.ndarray,
-    half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
-    weights: dict[str, float] | None = None,
+    half_life_days: float,
+    weights: Mapping[str, float],
 ) -> UserVectors:
     """Weighted, normalised means. `product_matrix[i]` is the vector of `product_ids[i]`."""
     all_users = sorted(events["user_id"].unique().to_list())
@@ -154,7 +145,8 @@ def sync_user_embeddings(
     load_events,
     users_with_new_events: set[str],
     now,
-    half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
+    half_life_days: float,
+    weights: Mapping[str, float],
     full: bool = False,
 ) -> UserSync:
     """Recompute the users whose history changed: new events, or a product in their history
@@ -204,7 +196,7 @@ def sync_user_embeddings(
 
     events = load_events(affected)
     matrix = np.asarray(products["vector"].to_list(), dtype=np.float32)
-    result = user_vectors(events, products["product_id"].to_list(), matrix, half_life_days)
+    result = user_vectors(events, products["product_id"].to_list(), matrix, half_life_days, weights)
     rows = _user_rows(result, fingerprint, product_version, now)
     if full:
         table = db.create_table(USER_TABLE, rows, mode="overwrite")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from core.dbt_manifest import interaction_weights
 from core.settings import Paths
 from embeddings.store import PRODUCT_TABLE, read_table
 from embeddings.store import connect as connect_lancedb
@@ -30,4 +31,10 @@ def load_shop_data(paths: Paths, before: datetime = datetime.max) -> ShopData:
             "No product embeddings yet: materialise product_embeddings first "
             "(`shopguide demo`, `shopguide run --date D`, or the nightly job)."
         )
-    return ShopData(products=products, product_vectors=vectors, users=users, events=events)
+    return ShopData(
+        products=products,
+        product_vectors=vectors,
+        users=users,
+        events=events,
+        interaction_weights=interaction_weights(),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -73,10 +74,12 @@ def build_inputs(
     excluded_product_ids: set[str],
     history_half_life_days: float,
     popularity_half_life_days: float,
+    interaction_weights: Mapping[str, float],
 ) -> RecInputs:
     """products: dim_products; product_vectors: LanceDB rows (product_id, vector); users:
     dim_users (user_id, country); user_vectors: the shoppers' vectors; events: fct_events
-    (user_id, session_id, product_id, event_type, occurred_at, country) up to `as_of`."""
+    (user_id, session_id, product_id, event_type, occurred_at, country) up to `as_of`;
+    interaction_weights: event type → weight in a shopper's history (dbt's var)."""
     catalog = (
         products.join(product_vectors.select("product_id", "vector"), on="product_id", how="inner")
         .sort("product_id")
@@ -117,6 +120,7 @@ def build_inputs(
     weights = product_weights(
         signed_in.select("user_id", "product_id", "event_type", "occurred_at").collect(),
         history_half_life_days,
+        interaction_weights,
     )
     weights = weights.join(people.select("user_id", "user_row"), on="user_id").join(rows, on="product_id")
     bought = (

@@ -8,6 +8,7 @@ onwards can leak into a feature.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,12 +21,14 @@ from recommendations.inputs import RecInputs, VectorsById, build_inputs, vector_
 
 @dataclass
 class ShopData:
-    """The marts and the product vectors, over the whole log."""
+    """The marts and the product vectors, over the whole log, and the event-type weights the
+    marts were built with (dbt's `interaction_weights`), which the user vectors use too."""
 
     products: pl.DataFrame  # dim_products
     product_vectors: pl.DataFrame  # product_id, vector
     users: pl.DataFrame  # user_id, country
     events: pl.DataFrame  # user_id, session_id, product_id, event_type, occurred_at, country
+    interaction_weights: Mapping[str, float]  # event type -> weight
 
 
 class LeakageError(AssertionError):
@@ -61,6 +64,7 @@ def inputs_as_of(
         vectors["product_id"].to_list(),
         matrix,
         config.history_half_life_days,
+        data.interaction_weights,
     )
     return build_inputs(
         catalog,
@@ -72,4 +76,5 @@ def inputs_as_of(
         set(config.excluded_product_ids),
         config.history_half_life_days,
         config.popularity_half_life_days,
+        data.interaction_weights,
     )

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 
+from core.dbt_manifest import interaction_weights
 from recommendations.shop import ShopData
 
 START = datetime(2024, 1, 1)
@@ -51,7 +52,11 @@ def shop(rows: list[tuple], products: pl.DataFrame, product_vectors: pl.DataFram
     events = pl.DataFrame(rows, schema=EVENT_SCHEMA, orient="row")
     users = events.filter(pl.col("user_id").is_not_null()).group_by("user_id").agg(pl.col("country").first())
     return ShopData(
-        products=products, product_vectors=product_vectors, users=users.sort("user_id"), events=events
+        products=products,
+        product_vectors=product_vectors,
+        users=users.sort("user_id"),
+        events=events,
+        interaction_weights=interaction_weights(),
     )
 
 

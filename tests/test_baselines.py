@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 import scipy.sparse as sp
 
+from core.dbt_manifest import interaction_weights
 from evaluation.baselines import EASE, BuyAgainByCount, ItemKNN, ease_weights, item_cosine, top_per_row
 from evaluation.next_basket import TIFUKNN, neighbour_means, unit_rows
 from recommendations.inputs import RecInputs, VectorsById, build_inputs
@@ -56,7 +57,16 @@ def shop(purchases: list[tuple], n_products: int, users: list[str]) -> RecInputs
     people = pl.DataFrame({"user_id": users, "country": ["UK"] * len(users)})
     no_vectors = pl.DataFrame(schema={"user_id": pl.Utf8, "vector": pl.List(pl.Float32)})
     return build_inputs(
-        products, vectors, people, VectorsById.from_frame(no_vectors, "user_id"), events, AS_OF, set(), 30, 14
+        products,
+        vectors,
+        people,
+        VectorsById.from_frame(no_vectors, "user_id"),
+        events,
+        AS_OF,
+        set(),
+        30,
+        14,
+        interaction_weights(),
     )
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from core.dbt_manifest import interaction_weights
 from embeddings.device import cpu_has_bf16, plan_for
 from embeddings.encoder import HashingEncoder
 from embeddings.models import resolve_model_path
@@ -156,6 +157,16 @@ def test_weights_follow_event_type_recency_and_clip_returns_at_zero():
     assert weights["weight"].to_list() == pytest.approx([5.5, 0.0])
 
 
+def test_type_weights_are_given_by_the_caller_and_the_pipeline_gives_dbts():
+    # users.py reads no configuration: the weights it is given are the weights it uses, and
+    # the ones the pipeline gives it are dbt's interaction_weights, the marts' own.
+    assert interaction_weights() == WEIGHTS
+    t = datetime(2024, 1, 31)
+    history = events([("u1", "A", "view", t), ("u1", "B", "purchase", t)])
+    views_only = product_weights(history, 30, {"view": 2.0}).sort("product_id")
+    assert views_only["weight"].to_list() == [2.0, 0.0]  # a type it is not given weighs nothing
+
+
 def test_user_vector_is_the_weighted_mean_of_its_products():
     ids = ["A", "B", "C"]
     matrix = np.eye(3, dtype=np.float32)
@@ -229,7 +240,7 @@ def test_incremental_user_update_equals_a_full_recompute(tmp_path):
 
     incremental = connect(tmp_path / "incremental")
     sync_product_embeddings(incremental, products, HashingEncoder(16), NOW)
-    first = sync_user_embeddings(incremental, loader(day_one), set(), NOW, 30, full=False)
+    first = sync_user_embeddings(incremental, loader(day_one), set(), NOW, 30, WEIGHTS, full=False)
     assert first.full  # nothing there yet
     # Day two: two products renamed (re-encoded) and new events for some users.
     renamed = products.with_columns(
@@ -239,13 +250,18 @@ def test_incremental_user_update_equals_a_full_recompute(tmp_path):
     )
     sync_product_embeddings(incremental, renamed, HashingEncoder(16), NOW + timedelta(days=1))
     second = sync_user_embeddings(
-        incremental, loader(everything), set(day_two["user_id"].to_list()), NOW + timedelta(days=1), 30
+        incremental,
+        loader(everything),
+        set(day_two["user_id"].to_list()),
+        NOW + timedelta(days=1),
+        30,
+        WEIGHTS,
     )
     assert not second.full and second.recomputed < 30
 
     full = connect(tmp_path / "full")
     sync_product_embeddings(full, renamed, HashingEncoder(16), NOW)
-    sync_user_embeddings(full, loader(everything), set(), NOW, 30, full=True)
+    sync_user_embeddings(full, loader(everything), set(), NOW, 30, WEIGHTS, full=True)
 
     a = read_table(incremental, USER_TABLE).sort("user_id")
     b = read_table(full, USER_TABLE).sort("user_id")

@@ -15,6 +15,7 @@ import pytest
 import scipy.sparse as sp
 from typer.testing import CliRunner
 
+from core.dbt_manifest import interaction_weights
 from evaluation import metrics
 from evaluation.baselines import ease_weights, item_cosine
 from evaluation.champion import Candidate, candidate_from_manifest, challenge, config_from_manifest
@@ -159,7 +160,13 @@ def small_shop(seed: int = 7) -> ShopData:
         | (pl.col("occurred_at") >= START + timedelta(days=DAYS - 25))
     )
     users = events.group_by("user_id").agg(pl.col("country").first()).sort("user_id")
-    return ShopData(products=products, product_vectors=product_vectors, users=users, events=events)
+    return ShopData(
+        products=products,
+        product_vectors=product_vectors,
+        users=users,
+        events=events,
+        interaction_weights=interaction_weights(),
+    )
 
 
 def test_time_split_windows_and_default_cutoff():

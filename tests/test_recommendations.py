@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 import torch
 
+from core.dbt_manifest import interaction_weights
 from recommendations.config import RecommendationConfig
 from recommendations.inputs import VectorsById, build_inputs
 from recommendations.popular import popular_tables
@@ -130,6 +131,7 @@ def tiny():
         set(),
         30,
         14,
+        interaction_weights(),
     )
 
 
@@ -249,6 +251,7 @@ def test_an_empty_catalog_gives_empty_tables_not_an_error():
         set(),
         30,
         14,
+        interaction_weights(),
     )
     tables = recommendation_tables(empty, RecommendationConfig(k=5))
     assert tables["user_recommendations"].is_empty() and tables["similar_products"].is_empty()

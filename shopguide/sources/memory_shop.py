@@ -9,6 +9,7 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
+from core.dbt_manifest import interaction_weights
 from recommendations.shop import ShopData
 
 START = datetime(2024, 1, 1)
@@ -64,4 +65,10 @@ def repeat_buyer_shop(
         country=pl.lit("UK"),
     )
     shoppers = pl.DataFrame({"user_id": user_ids, "country": ["UK"] * users})
-    return ShopData(products=catalog, product_vectors=product_vectors, users=shoppers, events=events)
+    return ShopData(
+        products=catalog,
+        product_vectors=product_vectors,
+        users=shoppers,
+        events=events,
+        interaction_weights=interaction_weights(),
+    )
