@@ -32,6 +32,7 @@ from dagster import (
 
 from assets.dbt_args import landing_window
 from assets.resources import ShopguideHome
+from core.errors import NotReady
 
 ERRORS = "gx_expectations"
 WARNINGS = "gx_warnings"
@@ -73,7 +74,7 @@ def checked_days(context: AssetCheckExecutionContext, warehouse) -> tuple[date, 
     with connect(warehouse, read_only=True) as con:
         latest = con.execute("select max(_partition_date) from ingestion_log").fetchall()[0][0]
     if latest is None:
-        raise ValueError("Nothing ingested yet: materialise raw_events for a landing day first.")
+        raise NotReady("Nothing ingested yet: materialise raw_events for a landing day first.")
     return latest, latest
 
 

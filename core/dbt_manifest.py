@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from core.errors import ShopguideError
 from core.settings import REPO_ROOT, Paths
 
 DBT_DIR = REPO_ROOT / "dbt_project"
@@ -33,7 +34,7 @@ def interaction_weights() -> dict[str, float]:
     return {k: float(v) for k, v in config["vars"]["interaction_weights"].items()}
 
 
-class ManifestError(RuntimeError):
+class ManifestError(ShopguideError, RuntimeError):
     """`dbt parse` failed: the dbt project does not parse (or dbt cannot run)."""
 
 

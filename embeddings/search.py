@@ -21,6 +21,7 @@ import functools
 import logging
 from dataclasses import dataclass
 
+from core.errors import BadInput, ConfigError, NotReady
 from embeddings.encoder import Encoder
 from embeddings.fusion import RRF_K, reciprocal_rank_fusion
 from embeddings.store import PRODUCT_TABLE, SEARCH_TABLE, TEXT_COLUMN, open_table, text_index
@@ -69,15 +70,15 @@ class SearchSettings:
 
     def __post_init__(self):
         if self.mode not in MODES:
-            raise ValueError(f"Search mode {self.mode!r}: use one of {', '.join(MODES)}.")
+            raise ConfigError(f"Search mode {self.mode!r}: use one of {', '.join(MODES)}.")
         if self.text_operator not in ("or", "and"):
-            raise ValueError(f"text_operator {self.text_operator!r}: use 'or' or 'and'.")
+            raise ConfigError(f"text_operator {self.text_operator!r}: use 'or' or 'and'.")
         if self.text_weight <= 0:
-            raise ValueError(f"text_weight must be positive, got {self.text_weight}.")
+            raise ConfigError(f"text_weight must be positive, got {self.text_weight}.")
         if self.candidates < 1:
-            raise ValueError(f"candidates must be at least 1, got {self.candidates}.")
+            raise ConfigError(f"candidates must be at least 1, got {self.candidates}.")
         if not 0 <= self.fuzziness <= 2:
-            raise ValueError(f"fuzziness must be 0, 1 or 2 edits, got {self.fuzziness}.")
+            raise ConfigError(f"fuzziness must be 0, 1 or 2 edits, got {self.fuzziness}.")
 
 
 def _fingerprint(table) -> str | None:
@@ -92,14 +93,14 @@ def search_table(db, encoder: Encoder):
     tables = [(name, open_table(db, name)) for name in (SEARCH_TABLE, PRODUCT_TABLE)]
     tables = [(name, table) for name, table in tables if table is not None]
     if not tables:
-        raise ValueError("No product embeddings yet: run `shopguide demo` or the nightly job first.")
+        raise NotReady("No product embeddings yet: run `shopguide demo` or the nightly job first.")
     found = []
     for name, table in tables:
         fingerprint = _fingerprint(table)
         if fingerprint in (None, encoder.fingerprint):
             return table
         found.append(f"{name} by model fingerprint {fingerprint}")
-    raise ValueError(
+    raise NotReady(
         f"No product vectors from the query encoder {encoder.name} ({encoder.fingerprint}): "
         f"{'; '.join(found)}. Search with the same model, or build its vectors (the nightly "
         "job's product_search, or product_embeddings for the recommender's model)."
@@ -152,14 +153,14 @@ def search_products(
     cosine similarity, as it always was; otherwise it is the fused rank score in (0, 1]
     (1.0: first in every leg that found anything)."""
     if not query.strip():
-        raise ValueError("The search query is empty.")
+        raise BadInput("The search query is empty.")
     if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}.")
+        raise BadInput(f"k must be at least 1, got {k}.")
     table = search_table(db, encoder)
     where = filters.where()
     has_text_index = text_index(table) is not None
     if settings.mode == "text" and not has_text_index:
-        raise ValueError(
+        raise NotReady(
             f"No full-text index on {table.name}: text search reads the search table, which the "
             "nightly job's product_search builds."
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from core.dbt_manifest import interaction_weights
+from core.errors import NotReady
 from core.settings import Paths
 from embeddings.store import PRODUCT_TABLE, read_table
 from embeddings.store import connect as connect_lancedb
@@ -27,7 +28,7 @@ def load_shop_data(paths: Paths, before: datetime = datetime.max) -> ShopData:
         events = con.sql(EVENTS_SQL, params=[before]).pl()
     vectors = read_table(connect_lancedb(paths.lancedb), PRODUCT_TABLE)
     if vectors is None:
-        raise ValueError(
+        raise NotReady(
             "No product embeddings yet: materialise product_embeddings first "
             "(`shopguide demo`, `shopguide run --date D`, or the nightly job)."
         )

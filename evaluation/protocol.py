@@ -25,6 +25,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from core.errors import NotEnoughHistory
 from evaluation import metrics
 from evaluation.baselines import (
     ALS,
@@ -314,17 +315,17 @@ def evaluate(
     started = clock.perf_counter()
     base = base_config or RecommendationConfig()
     if data.events.is_empty():
-        raise ValueError("The event log is empty: ingest some landing days before evaluating.")
+        raise NotEnoughHistory("The event log is empty: ingest some landing days before evaluating.")
     last = data.events["occurred_at"].max()
     split = TimeSplit(cutoff or default_cutoff(last, window_days), window_days)
     first = data.events["occurred_at"].min()
     if split.validation.start <= first:
-        raise ValueError(
+        raise NotEnoughHistory(
             f"Cut-off {split.cutoff} leaves no training data before its {window_days}-day validation "
             f"window (the log starts {first:%Y-%m-%d}): choose a later --cutoff or a shorter --window."
         )
     if not _signed_in_purchases(data, split.test):
-        raise ValueError(
+        raise NotEnoughHistory(
             f"No signed-in purchases between {split.test.start:%Y-%m-%d} and {split.test.end:%Y-%m-%d}: "
             "choose a --cutoff inside the log."
         )
@@ -339,7 +340,7 @@ def evaluate(
     del validation
     test = prepare_stage(data, split.test, base, max_users)
     if len(test.rows) == 0:
-        raise ValueError(
+        raise NotEnoughHistory(
             f"No purchase between {split.test.start:%Y-%m-%d} and {split.test.end:%Y-%m-%d} is by a known "
             "shopper of a listed product: choose another --cutoff."
         )

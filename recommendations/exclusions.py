@@ -6,6 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from core.errors import BadInput
+
 DEFAULT_FILE = Path(__file__).with_name("exclusions.yaml")
 
 
@@ -19,7 +21,7 @@ def load_exclusions(home: Path | None = None) -> dict[str, str]:
         entries = data.get("products") or []
         return {str(e["product_id"]).strip().upper(): str(e.get("reason", "")) for e in entries}
     except (yaml.YAMLError, KeyError, TypeError, AttributeError) as error:
-        raise ValueError(
+        raise BadInput(
             f"{path} is not a valid exclusion list ({error}). Expected `products:` with items "
             "`{product_id: ..., reason: ...}`."
         ) from None

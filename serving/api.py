@@ -31,6 +31,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from core.errors import NotReady
 from serving.errors import ServingError
 from serving.live import DEFAULT_POLL_S, LiveReader
 from serving.metrics import CONTENT_TYPE, ApiMetrics
@@ -254,7 +255,7 @@ def create_app(
         snap = live.snapshot_for(None)
         try:
             rows = search(q, k, category, min_price, max_price)
-        except ValueError as exc:  # no search index yet: a server-side state, said plainly
+        except NotReady as exc:  # no search index yet: a server-side state, said plainly
             raise HTTPException(503, " ".join(str(exc).split())) from None
         return answer({"query": q, "items": rows}, snap.snapshot_id)
 

@@ -1,13 +1,15 @@
 """Errors of the serving layer, each with a message that says what to do next.
 
-`ServingError` subclasses `ValueError` so the CLI's `friendly_errors` (which already turns
-`ValueError` into a one-line message and exit code 2) prints them without a traceback.
+`ServingError` is a `ShopguideError`, so the CLI's `friendly_errors` prints it as one line
+(exit code 2) without a traceback; it stays a `ValueError` for callers written against that.
 """
 
 from __future__ import annotations
 
+from core.errors import ShopguideError
 
-class ServingError(ValueError):
+
+class ServingError(ShopguideError, ValueError):
     """Something about published data an operator can fix (nothing published, unknown id, ...)."""
 
 

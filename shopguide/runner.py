@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING
 
+from core.errors import BadInput
 from core.settings import Paths
 
 if TYPE_CHECKING:
@@ -35,13 +36,13 @@ def validate_range(first: date, last: date) -> None:
     from assets.partitions import FIRST_LANDING_DAY, daily_partitions
 
     if last < first:
-        raise ValueError(f"--end {last} is before --start {first}.")
+        raise BadInput(f"--end {last} is before --start {first}.")
     earliest = date.fromisoformat(FIRST_LANDING_DAY)
     if first < earliest:
-        raise ValueError(f"{first} is before the first partition ({earliest}).")
+        raise BadInput(f"{first} is before the first partition ({earliest}).")
     last_key = daily_partitions.get_last_partition_key()
     if last_key is None or last > date.fromisoformat(last_key):
-        raise ValueError(f"{last} has no partition yet: the latest complete landing day is {last_key} (UTC).")
+        raise BadInput(f"{last} has no partition yet: the latest complete landing day is {last_key} (UTC).")
 
 
 def run_range(
@@ -106,7 +107,7 @@ def job_asset_keys(job, selection: AssetSelection) -> list:
     try:
         keys = selection.resolve(job.asset_layer.asset_graph)
     except DagsterInvalidSubsetError as error:
-        raise ValueError(f"{job.name} cannot run that selection: {error}") from None
+        raise BadInput(f"{job.name} cannot run that selection: {error}") from None
     if not keys:
-        raise ValueError(f"the selection picks none of {job.name}'s assets")
+        raise BadInput(f"the selection picks none of {job.name}'s assets")
     return sorted(keys)

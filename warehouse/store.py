@@ -16,6 +16,8 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from core.errors import MissingFile, ShopguideError
+
 RAW_EVENTS_DDL = """
 create table if not exists raw_events (
     event_id        varchar   not null,  -- idempotency key, as the producer sent it
@@ -88,16 +90,14 @@ QUARANTINE_SCHEMA = pa.schema(
 )
 
 
-class WarehouseBusy(RuntimeError):
+class WarehouseBusy(ShopguideError, RuntimeError):
     """Another process holds the DuckDB file for writing."""
 
 
 @contextlib.contextmanager
 def connect(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     if read_only and not path.exists():
-        raise FileNotFoundError(
-            f"No warehouse at {path}. Run `shopguide demo` or `shopguide run --date D` first."
-        )
+        raise MissingFile(f"No warehouse at {path}. Run `shopguide demo` or `shopguide run --date D` first.")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         con = duckdb.connect(str(path), read_only=read_only)

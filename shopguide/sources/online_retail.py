@@ -24,6 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
+from core.errors import BadInput, MissingFile
 from core.settings import REPO_ROOT
 from warehouse.landing import write_jsonl
 
@@ -71,11 +72,11 @@ def is_merchandise(code: pl.Expr) -> pl.Expr:
 
 def read_source(path: Path) -> pl.DataFrame:
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist. Pass --path to the Online Retail Parquet file.")
+        raise MissingFile(f"{path} does not exist. Pass --path to the Online Retail Parquet file.")
     frame = pl.read_parquet(path)
     missing = [c for c in EXPECTED_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(f"{path} is not the Online Retail export: missing columns {missing}")
+        raise BadInput(f"{path} is not the Online Retail export: missing columns {missing}")
     return frame.with_row_index("source_line", offset=1)
 
 
@@ -163,7 +164,7 @@ def import_online_retail(landing_root: Path, path: Path = DEFAULT_PATH) -> Impor
     prepared = _prepared(read_source(path))
     unconvertible = prepared.filter(pl.col("occurred_utc").is_null())
     if unconvertible.height:
-        raise ValueError(f"{unconvertible.height} lines have a local time that does not exist in {SOURCE_TZ}")
+        raise BadInput(f"{unconvertible.height} lines have a local time that does not exist in {SOURCE_TZ}")
     lines = line_events(prepared)
     catalog = catalog_events(prepared)
     # Catalog events first within a day, so a reader of the file meets a product before its sales.

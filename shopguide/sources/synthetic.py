@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from core.errors import BadInput
 from shopguide.sources.synthetic_vocabulary import (
     BENEFITS,
     BRANDS,
@@ -118,17 +119,17 @@ class SyntheticConfig:
 
     def __post_init__(self):
         if self.events < 1:
-            raise ValueError("events must be >= 1")
+            raise BadInput("events must be >= 1")
         if self.days < 1:
-            raise ValueError("days must be >= 1")
+            raise BadInput("days must be >= 1")
         if self.products is not None and self.products < 1:
-            raise ValueError("products must be >= 1")
+            raise BadInput("products must be >= 1")
         if self.users is not None and self.users < 1:
-            raise ValueError("users must be >= 1")
+            raise BadInput("users must be >= 1")
         for name in ("late_share", "duplicate_share", "malformed_share", "guest_share"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {value}")
+                raise BadInput(f"{name} must be in [0, 1], got {value}")
 
     @property
     def product_count(self) -> int:
@@ -162,12 +163,12 @@ def generate(landing_root: Path, config: SyntheticConfig, fmt: str = "jsonl") ->
     so use a fresh landing root when changing `days` or `start_date`.
     """
     if fmt not in FORMATS:
-        raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
+        raise BadInput(f"fmt must be one of {FORMATS}, got {fmt!r}")
     seeds = np.random.SeedSequence(config.seed).spawn(4)
     catalog = _build_catalog(np.random.default_rng(seeds[0]), config)
     budget = config.events - catalog.event_count
     if budget < 0:
-        raise ValueError(
+        raise BadInput(
             f"{config.events} events cannot hold the catalog's {catalog.event_count} "
             "product events; raise events or lower products"
         )
