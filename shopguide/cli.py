@@ -14,7 +14,8 @@ from typing import Annotated
 
 import typer
 
-from core.settings import HomeError, Paths, can_write, check_home
+from core.errors import BadInput, ShopguideError
+from core.settings import Paths, can_write, check_home
 
 app = typer.Typer(
     help="shopguide: an open data platform for e-commerce recommendations.",
@@ -35,21 +36,21 @@ K_HELP = f"Number of rows, 1 to {MAX_K:,}."
 ENVIRONMENT_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.ENOTDIR}
 
 
-class UserError(Exception):
-    """Something the user can fix; printed without a traceback."""
+class UserError(BadInput):
+    """A command-line argument the user can fix; printed without a traceback."""
 
 
 def friendly_errors(func):
-    """Turn known failure modes into a one-line message and exit code 2."""
+    """Turn expected failures into a one-line message and exit code 2: the project's own
+    `ShopguideError`s (raised where each condition is detected, see core/errors.py) and the
+    file system refusing a write. Anything else is a bug and keeps its traceback; a blanket
+    ValueError here would print a bug as if it were the user's mistake."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from core.dbt_manifest import ManifestError
-        from warehouse.store import WarehouseBusy
-
         try:
             return func(*args, **kwargs)
-        except (UserError, HomeError, ManifestError, ValueError, FileNotFoundError, WarehouseBusy) as error:
+        except ShopguideError as error:
             message = str(error)
         except OSError as error:
             if error.errno not in ENVIRONMENT_ERRNOS:

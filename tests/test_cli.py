@@ -270,3 +270,44 @@ def test_popular_for_a_category_without_a_list_says_so(home):
     result = runner.invoke(app, ["recommend", "--popular", "--category", "Nowhere"])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "no popular products in category 'Nowhere' in the published snapshot"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ValueError("a bug"), FileNotFoundError(2, "No such file or directory", "/a/bug"), KeyError("a bug")],
+    ids=["ValueError", "FileNotFoundError", "KeyError"],
+)
+def test_an_unexpected_error_propagates_instead_of_passing_for_a_user_error(home, monkeypatch, error):
+    # A builtin error raised by the code is a bug, not the user's mistake: it must not become
+    # a one-line "error: ..." with exit 2 (Typer's test runner hands it back as the exception).
+    import shopguide.inventory
+
+    def buggy(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(shopguide.inventory, "inventory", buggy)
+    result = runner.invoke(app, ["status"])
+    assert result.exception is error
+    assert result.exit_code == 1
+    assert "error:" not in result.output
+
+
+@pytest.mark.parametrize("expected", [True, False], ids=["NotEnoughHistory", "a-plain-ValueError"])
+def test_evaluate_prints_not_enough_history_and_raises_a_bug(home, monkeypatch, expected):
+    import evaluation.data
+    import evaluation.protocol
+    from core.errors import NotEnoughHistory
+
+    error = NotEnoughHistory("No signed-in purchases in the test window") if expected else ValueError("a bug")
+
+    def evaluate(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(evaluation.data, "load_shop_data", lambda paths: None)
+    monkeypatch.setattr(evaluation.protocol, "evaluate", evaluate)
+    result = runner.invoke(app, ["evaluate"])
+    if expected:
+        assert result.exit_code == 2
+        assert result.stderr.strip() == "error: No signed-in purchases in the test window"
+    else:
+        assert result.exception is error and result.exit_code == 1
