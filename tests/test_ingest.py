@@ -209,3 +209,37 @@ def test_lines_without_duplicated_keys_are_accepted(tmp_path, line):
     (folder / "ok.jsonl").write_bytes(line + b"\n")
     result = ingest_landing_day(tmp_path, DAY)
     assert result.reasons() == {} and len(result.accepted) == 1
+
+
+def test_a_corrupt_gzip_is_an_unreadable_file_not_a_crashed_day(tmp_path):
+    # Damage inside the deflate stream raises zlib.error, which is neither OSError nor
+    # ValueError: it used to escape and fail the whole landing day.
+    folder = tmp_path / DAY.isoformat()
+    folder.mkdir()
+    body = b"".join(orjson.dumps(good(f"z{i}", query="x" * (i % 50))) + b"\n" for i in range(2000))
+    damaged = bytearray(gzip.compress(body))
+    for position in range(200, 260):
+        damaged[position] ^= 0x5A
+    (folder / "damaged.jsonl.gz").write_bytes(bytes(damaged))
+    (folder / "good.jsonl").write_bytes(orjson.dumps(good("ok")) + b"\n")
+    result = ingest_landing_day(tmp_path, DAY)
+    unreadable = [q for q in result.quarantined if q["reason"] == "unreadable_file"]
+    assert [q["source_file"] for q in unreadable] == ["2024-03-10/damaged.jsonl.gz"]
+    assert "while decompressing" in unreadable[0]["detail"]
+    assert "ok" in [row["event_id"] for row in result.accepted]
+
+
+def test_a_bug_while_validating_a_line_is_raised_not_quarantined_as_an_unreadable_file(tmp_path, monkeypatch):
+    # Only reading a file can make it "unreadable": a ValueError from the code that handles
+    # its lines is a bug, and it must fail the run instead of hiding in quarantined_events.
+    from warehouse import ingest
+
+    def buggy(value, window):
+        raise ValueError("a bug in validation")
+
+    folder = tmp_path / DAY.isoformat()
+    folder.mkdir()
+    (folder / "good.jsonl").write_bytes(orjson.dumps(good("ok")) + b"\n")
+    monkeypatch.setattr(ingest, "validate_event", buggy)
+    with pytest.raises(ValueError, match="a bug in validation"):
+        ingest_landing_day(tmp_path, DAY)

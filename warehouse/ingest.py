@@ -14,10 +14,9 @@ from datetime import date
 from pathlib import Path
 
 import orjson
-from pyarrow import ArrowException
 
 from warehouse.envelope import MAX_LINE_BYTES, InvalidEvent, Window, validate_event
-from warehouse.landing import RawLine, landing_files, read_lines
+from warehouse.landing import RawLine, UnreadableFile, landing_files, read_lines
 
 RAW_TEXT_LIMIT = 4096  # keep enough of a bad line to debug it, not a whole oversized blob
 
@@ -155,7 +154,7 @@ def ingest_landing_day(landing_root: Path, day: date) -> IngestResult:
         lines = _CountingLines(read_lines(path, landing_root))
         try:
             ingest_lines(lines, window, result)
-        except (OSError, EOFError, ValueError, ArrowException) as error:
+        except UnreadableFile as error:
             # A truncated gzip or a corrupt Parquet file: the lines read so far stand, and
             # the unreadable rest is one quarantined entry that names the file and the error.
             result.quarantined.append(
@@ -163,7 +162,7 @@ def ingest_landing_day(landing_root: Path, day: date) -> IngestResult:
                     "source_file": relative,
                     "line_number": lines.last + 1,
                     "reason": "unreadable_file",
-                    "detail": f"{type(error).__name__}: {error}"[:500],
+                    "detail": str(error)[:500],
                     "raw_text": "",
                 }
             )

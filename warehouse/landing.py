@@ -13,6 +13,7 @@ reader never sees half a file (see `write_jsonl`).
 from __future__ import annotations
 
 import gzip
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import orjson
 
+from core.errors import BadInput
 from core.files import atomic_path
 
 LANDING_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
@@ -71,8 +73,32 @@ def landing_days_between(landing_root: Path, first: date, last: date) -> list[da
     return [day for day in days if landing_files(landing_root, day)]
 
 
+class UnreadableFile(BadInput):
+    """A landing file that cannot be read on (a truncated or corrupt gzip, a corrupt Parquet
+    file): the lines read before the damage stand."""
+
+
+def _read_errors() -> tuple[type[Exception], ...]:
+    """What reading a damaged file raises: gzip's OSError, EOFError and zlib.error, Arrow's
+    errors, and ValueError (ArrowInvalid is one, and so is a Parquet value that does not
+    convert to Python). Caught only around the reading: an error in what a
+    caller does with a line (validation, say) is a bug and must not pass for a damaged file."""
+    from pyarrow import ArrowException  # pyarrow loads only where Parquet is read
+
+    return (OSError, EOFError, zlib.error, ValueError, ArrowException)
+
+
 def read_lines(path: Path, landing_root: Path) -> Iterator[RawLine]:
+    """Every line (or Parquet row) of one landing file, numbered from 1; `UnreadableFile`
+    when the file turns out to be damaged, after the lines read before the damage."""
     relative = path.relative_to(landing_root).as_posix()
+    try:
+        yield from _read_lines(path, relative)
+    except _read_errors() as error:
+        raise UnreadableFile(f"{type(error).__name__}: {error}") from error
+
+
+def _read_lines(path: Path, relative: str) -> Iterator[RawLine]:
     if path.name.endswith(".parquet"):
         import pyarrow.parquet as pq
 
