@@ -15,6 +15,7 @@ from dagster import (
 from assets.dbt_args import landing_window
 from assets.partitions import daily_partitions
 from assets.resources import EmbeddingEncoder, RecommenderSettings, ShopguideHome
+from core.errors import NotEnoughHistory
 from evaluation.data import load_shop_data
 from evaluation.history import best_baseline_ratio, markdown, read_history, record, write_reports
 from evaluation.protocol import evaluate
@@ -57,8 +58,9 @@ def recommendation_evaluation(
             ranker_settings=recommender.ranker_settings(),
             log=context.log.info,
         )
-    except ValueError as not_enough:
+    except NotEnoughHistory as not_enough:
         # A young shop has too little history for a split: say so instead of failing the run.
+        # Only that: any other error is a bug and fails the run.
         context.log.warning(f"evaluation skipped: {not_enough}")
         return MaterializeResult(metadata={"skipped": str(not_enough)})
     rows = record(paths.warehouse, result, context.run_id)

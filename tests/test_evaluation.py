@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from typer.testing import CliRunner
 
 from core.dbt_manifest import interaction_weights
+from core.errors import NotEnoughHistory
 from evaluation import metrics
 from evaluation.baselines import ease_weights, item_cosine
 from evaluation.champion import Candidate, candidate_from_manifest, challenge, config_from_manifest
@@ -313,3 +314,33 @@ def test_window_filters():
     )
     window = Window("test", datetime(2024, 1, 5), datetime(2024, 1, 10))
     assert window.train(events).height == 1 and window.future(events).height == 1
+
+
+@pytest.mark.parametrize("expected", [True, False], ids=["NotEnoughHistory", "a-plain-ValueError"])
+def test_the_evaluation_asset_skips_a_young_shop_and_fails_on_a_bug(home, monkeypatch, expected):
+    # "Too little history" is an outcome the asset records; a ValueError from anywhere else
+    # is a bug and fails the run, instead of being recorded as a skipped evaluation.
+    from dagster import build_asset_context
+
+    import assets.evaluation as asset_module
+    from assets.resources import EmbeddingEncoder, RecommenderSettings, ShopguideHome
+
+    error = NotEnoughHistory("No signed-in purchases in the test window") if expected else ValueError("a bug")
+
+    def evaluate(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(asset_module, "load_shop_data", lambda paths, before: None)
+    monkeypatch.setattr(asset_module, "evaluate", evaluate)
+    resources = {
+        "shopguide": ShopguideHome(),
+        "encoder": EmbeddingEncoder(),
+        "recommender": RecommenderSettings(),
+    }
+    with build_asset_context(partition_key="2011-12-09") as context:
+        if expected:
+            result = asset_module.recommendation_evaluation(context, **resources)
+            assert result.metadata == {"skipped": "No signed-in purchases in the test window"}
+        else:
+            with pytest.raises(ValueError, match="a bug"):
+                asset_module.recommendation_evaluation(context, **resources)
