@@ -33,10 +33,12 @@ def latest_model(
         recent = timedelta(0) <= as_of - trained <= timedelta(days=max_age_days)
         if meta.get("settings_fingerprint") == settings.fingerprint() and recent:
             fresh.append((trained, meta_path.parent))
+    from lightgbm.basic import LightGBMError  # loaded with the models, not at import
+
     for _, folder in sorted(fresh, reverse=True):
         try:
             return RankerModel.load(folder)
-        except Exception:  # noqa: BLE001 (LightGBM raises its own error types for a bad file)
+        except (OSError, ValueError, KeyError, LightGBMError):  # a damaged file; anything else is a bug
             continue
     return None
 
