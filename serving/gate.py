@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
 
 from serving._fs import iso_utc, utc_now
 
@@ -32,28 +33,24 @@ SEGMENT_TYPES = ("overall", "category", "country")
 GATED_TABLES = ("user_recommendations", "similar_products", "popular_products")
 
 
-@dataclass(frozen=True)
-class GateThresholds:
-    min_user_coverage: float = 0.95  # share of active users with a list
-    min_list_length: int = 10  # a list shorter than this is "short"
-    max_short_list_share: float = 0.05
-    max_fallback_share: float = 0.5  # share of users with no personal item
-    min_overlap_with_current: float = 0.05  # mean Jaccard of top-k sets vs the published version
-    overlap_top_k: int = 10
-    expectations: bool = True  # run the great-expectations recommendation suites
+class GateThresholds(BaseModel):
+    """The gate's figures. Plain pydantic (the `recommender` resource nests it as its `gate`
+    part, orchestration/resources.py): a share outside [0, 1], a length below 1 or an unknown
+    name is refused with the field's name."""
 
-    def __post_init__(self) -> None:
-        shares = {
-            "min_user_coverage": self.min_user_coverage,
-            "max_short_list_share": self.max_short_list_share,
-            "max_fallback_share": self.max_fallback_share,
-            "min_overlap_with_current": self.min_overlap_with_current,
-        }
-        for name, value in shares.items():
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"gate threshold {name} is a share: give a value in [0, 1], not {value}")
-        if self.min_list_length < 1 or self.overlap_top_k < 1:
-            raise ValueError("gate thresholds min_list_length and overlap_top_k must be at least 1")
+    # Frozen and strict about names for the same reason as RecommendationConfig: a typo must
+    # not silently leave the default in force.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_user_coverage: float = Field(0.95, ge=0, le=1, description="share of active users with a list")
+    min_list_length: int = Field(10, ge=1, description='a list shorter than this is "short"')
+    max_short_list_share: float = Field(0.05, ge=0, le=1, description="share of user lists that are short")
+    max_fallback_share: float = Field(0.5, ge=0, le=1, description="share of users with no personal item")
+    min_overlap_with_current: float = Field(
+        0.05, ge=0, le=1, description="mean Jaccard of top-k sets vs the published version"
+    )
+    overlap_top_k: int = Field(10, ge=1, description="the k of the overlap's top-k sets")
+    expectations: bool = Field(True, description="run the great-expectations recommendation suites")
 
 
 @dataclass
