@@ -34,6 +34,7 @@ SetOption = Annotated[
     list[str] | None,
     typer.Option(
         "--set",
+        metavar="NAME=VALUE",
         help="A recommender setting for this run, NAME=VALUE, repeatable: e.g. tables.k=20, "
         "gate.min_user_coverage=0.9, champion_window_days=7 (docs/operations.md).",
     ),
