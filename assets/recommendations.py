@@ -129,7 +129,7 @@ def published_recommendations(
         "partition_date": last.isoformat(),
         "embedding_version": open_table(db, PRODUCT_TABLE).version,
         "model_fingerprint": product_vectors["model_fingerprint"][0] if product_vectors.height else None,
-        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items()},
+        "config": config.model_dump(mode="json"),
         "ranker_model_id": model.model_id,
         "ranker_settings": asdict(candidate.ranker),
         "ranker_cold_start": model.cold_start["list"],

@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dagster import ConfigurableResource
+from dagster import Config, ConfigurableResource
 from dagster_dbt import DbtCliResource
+from pydantic import ValidationError, model_validator
 
 from assets.dbt_project import dbt_project
 from core.dbt_manifest import DBT_EXECUTABLE
+from core.errors import ShopguideError
 from core.settings import Paths
 from embeddings.models import DEFAULT_MODEL, search_model_name
+from recommendations.config import RecommendationConfig, RecommendationKnobs
+from serving.gate import GateThresholds
 
 EMBEDDING_MODEL_ENV = "SHOPGUIDE_EMBEDDING_MODEL"
 
@@ -55,14 +59,44 @@ class SearchEncoder(ConfigurableResource):
         return cached_encoder(self.model or search_model_name())
 
 
-class RecommenderSettings(ConfigurableResource):
-    """Policies and the ranker's training settings, settable from the launchpad (see
-    RecommendationConfig and recommendations.ranker.RankerSettings)."""
+class TableSettings(Config, RecommendationKnobs):
+    """The recommendation tables' knobs (recommendations.config.RecommendationKnobs): the
+    fields, defaults and bounds are that model's; Dagster's Config lets the launchpad show
+    and type-check them."""
 
-    k: int = 50
-    popularity_half_life_days: float = 14.0
-    allow_repurchase: bool = True
-    max_per_category: int = 0  # 0: no diversity cap
+
+class GateSettings(Config, GateThresholds):
+    """The publish quality gate's thresholds (serving.gate.GateThresholds), as for TableSettings."""
+
+
+class SettingsError(ShopguideError):
+    """A recommender setting that does not validate, as one line naming the setting.
+
+    A ShopguideError (the CLI prints it as one line), deliberately not a ValueError: pydantic turns a ValueError raised inside validation into
+    another multi-line ValidationError, while any other exception reaches the launchpad's run
+    (and the CLI) as raised."""
+
+
+def settings_error(error: ValidationError, prefix: str = "recommender") -> SettingsError:
+    """One line for all of pydantic's errors: `prefix.field.path: what is wrong (got value)`."""
+    problems = []
+    for item in error.errors():
+        name = ".".join([prefix, *(str(part) for part in item["loc"])])
+        if item["type"] == "extra_forbidden":
+            problems.append(f"{name}: unknown setting")
+        else:
+            problems.append(f"{name}: {item['msg'].lower()} (got {item['input']!r})")
+    return SettingsError("; ".join(problems))
+
+
+class RecommenderSettings(ConfigurableResource):
+    """Policies and the ranker's training settings, settable from the launchpad: `tables`
+    (RecommendationConfig's knobs), `gate` (the publish gate's thresholds), and the ranker's
+    settings (recommendations.ranker.RankerSettings) with the champion/challenger policy."""
+
+    tables: TableSettings = TableSettings()
+    # The publish quality gate (serving/gate.py), settable per shop.
+    gate: GateSettings = GateSettings()
     # The learned ranker: labels from `ranker_cutoffs` windows of `ranker_label_window_days`
     # before the run; the nightly run retrains when the newest model is older than
     # `ranker_max_model_age_days` (the weekly ranker_training_job retrains anyway).
@@ -84,23 +118,25 @@ class RecommenderSettings(ConfigurableResource):
     champion_tolerance: float = 0.05
     champion_window_days: int = 14
     override_champion_gate: bool = False
-    # The publish quality gate (serving/gate.py: GateThresholds), settable per shop.
-    gate_min_user_coverage: float = 0.95
-    gate_min_list_length: int = 10
-    gate_max_short_list_share: float = 0.05
-    gate_max_fallback_share: float = 0.5
-    gate_min_overlap_with_current: float = 0.05
 
-    def gate_thresholds(self):
-        from serving.gate import GateThresholds
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_line_errors(cls, data, handler):
+        # A bad launchpad value fails the run at resource start; this turns pydantic's
+        # multi-line report into one line naming the setting (what the run's error shows).
+        # Unknown names are refused here too: a ConfigurableResource built in Python accepts
+        # them silently, so an old flat name (gate_min_list_length) would be ignored.
+        unknown = [name for name in data if name not in cls.model_fields] if isinstance(data, dict) else []
+        if unknown:
+            raise SettingsError("; ".join(f"recommender.{name}: {_unknown(name)}" for name in unknown))
+        try:
+            return handler(data)
+        except ValidationError as error:
+            raise settings_error(error) from None
 
-        return GateThresholds(
-            min_user_coverage=self.gate_min_user_coverage,
-            min_list_length=self.gate_min_list_length,
-            max_short_list_share=self.gate_max_short_list_share,
-            max_fallback_share=self.gate_max_fallback_share,
-            min_overlap_with_current=self.gate_min_overlap_with_current,
-        )
+    def gate_thresholds(self) -> GateThresholds:
+        # The plain model: what serving.gate and the tests compare with.
+        return GateThresholds.model_validate(self.gate.model_dump())
 
     def ranker_settings(self):
         from recommendations.candidates import CandidateLimits
@@ -123,17 +159,28 @@ class RecommenderSettings(ConfigurableResource):
             limits=limits,
         )
 
-    def config(self, excluded: set[str], half_life_days: float):
-        from recommendations.config import RecommendationConfig
-
+    def config(self, excluded: set[str], half_life_days: float) -> RecommendationConfig:
+        """The tables' configuration for a run: the knobs, plus the exclusion list and the
+        history half-life (the encoder's, so that the user vectors and the lists agree)."""
         return RecommendationConfig(
-            k=self.k,
-            popularity_half_life_days=self.popularity_half_life_days,
-            allow_repurchase=self.allow_repurchase,
-            max_per_category=self.max_per_category or None,
+            **self.tables.model_dump(),
             history_half_life_days=half_life_days,
             excluded_product_ids=tuple(sorted(excluded)),
         )
+
+
+def recommender_settings(overrides: dict | None = None) -> RecommenderSettings:
+    """The recommender resource with `overrides` (run config, as the launchpad takes it)
+    applied, checked before a run starts; SettingsError names every wrong setting on one line."""
+    return RecommenderSettings(**(overrides or {}))
+
+
+def _unknown(name: str) -> str:
+    if name in TableSettings.model_fields:
+        return f"unknown setting (it is tables.{name} now)"
+    if name.removeprefix("gate_") in GateSettings.model_fields:
+        return f"unknown setting (it is gate.{name.removeprefix('gate_')} now)"
+    return "unknown setting"
 
 
 def build_resources() -> dict:

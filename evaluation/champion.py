@@ -10,7 +10,7 @@ isolates the configuration. Identical configurations skip the comparison (most n
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 
 from evaluation.protocol import ndcg_at_10, prepare_stage, rank_ranker
@@ -44,18 +44,15 @@ class Candidate:
 
     def comparable(self) -> dict:
         ignored = {"block_size", "excluded_product_ids"}  # neither changes what shoppers are shown
-        knobs = {k: v for k, v in asdict(self.config).items() if k not in ignored}
+        knobs = self.config.model_dump(exclude=ignored)
         return {"config": knobs, "ranker": asdict(self.ranker)}
 
 
 def config_from_manifest(config: dict) -> RecommendationConfig:
     """The configuration a snapshot was built with, as recorded in its manifest."""
-    known = {f.name for f in fields(RecommendationConfig)}
-    values = {k: v for k, v in config.items() if k in known}
-    for name in ("windows_days", "excluded_product_ids"):
-        if name in values:
-            values[name] = tuple(values[name])
-    return RecommendationConfig(**values)
+    # Fields this version no longer has are dropped; the JSON lists become tuples on validation.
+    known = RecommendationConfig.model_fields
+    return RecommendationConfig.model_validate({k: v for k, v in config.items() if k in known})
 
 
 def candidate_from_manifest(manifest_config: dict, ranker: dict | None) -> Candidate:

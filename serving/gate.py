@@ -4,7 +4,9 @@ Why a gate: a bad night (a join that drops most users, a filter that stops worki
 model that collapses to popularity) must not reach the storefront. Each check is named and
 carries its observed value, its threshold and a sentence, so a blocked publish says exactly
 what was wrong. The thresholds are deliberately loose defaults; tune them per shop with
-`GateThresholds`.
+`GateThresholds`. Each check is a small function of a `GateInput` (the candidate's tables,
+the context and the thresholds) returning its `GateCheck`; `evaluate_gate` runs `CHECKS` in
+order, so a new rule is one function added to that tuple.
 
 The gate only reads DataFrames: it knows nothing about files, so it runs on the candidate
 before or after it is written as a snapshot. One check, `great_expectations`, runs the
@@ -18,12 +20,15 @@ snapshot it is asked to publish.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 
 import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.clock import iso_utc, utc_now
+from serving.snapshots import SCHEMAS
 
 USER_SOURCES = ("personal", "fallback_segment", "fallback_global")
 SIMILAR_SOURCES = ("content+cooccurrence", "content")
@@ -32,28 +37,24 @@ SEGMENT_TYPES = ("overall", "category", "country")
 GATED_TABLES = ("user_recommendations", "similar_products", "popular_products")
 
 
-@dataclass(frozen=True)
-class GateThresholds:
-    min_user_coverage: float = 0.95  # share of active users with a list
-    min_list_length: int = 10  # a list shorter than this is "short"
-    max_short_list_share: float = 0.05
-    max_fallback_share: float = 0.5  # share of users with no personal item
-    min_overlap_with_current: float = 0.05  # mean Jaccard of top-k sets vs the published version
-    overlap_top_k: int = 10
-    expectations: bool = True  # run the great-expectations recommendation suites
+class GateThresholds(BaseModel):
+    """The gate's figures. Plain pydantic (the `recommender` resource nests it as its `gate`
+    part, assets/resources.py): a share outside [0, 1], a length below 1 or an unknown
+    name is refused with the field's name."""
 
-    def __post_init__(self) -> None:
-        shares = {
-            "min_user_coverage": self.min_user_coverage,
-            "max_short_list_share": self.max_short_list_share,
-            "max_fallback_share": self.max_fallback_share,
-            "min_overlap_with_current": self.min_overlap_with_current,
-        }
-        for name, value in shares.items():
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"gate threshold {name} is a share: give a value in [0, 1], not {value}")
-        if self.min_list_length < 1 or self.overlap_top_k < 1:
-            raise ValueError("gate thresholds min_list_length and overlap_top_k must be at least 1")
+    # Frozen and strict about names for the same reason as RecommendationConfig: a typo must
+    # not silently leave the default in force.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_user_coverage: float = Field(0.95, ge=0, le=1, description="share of active users with a list")
+    min_list_length: int = Field(10, ge=1, description='a list shorter than this is "short"')
+    max_short_list_share: float = Field(0.05, ge=0, le=1, description="share of user lists that are short")
+    max_fallback_share: float = Field(0.5, ge=0, le=1, description="share of users with no personal item")
+    min_overlap_with_current: float = Field(
+        0.05, ge=0, le=1, description="mean Jaccard of top-k sets vs the published version"
+    )
+    overlap_top_k: int = Field(10, ge=1, description="the k of the overlap's top-k sets")
+    expectations: bool = Field(True, description="run the great-expectations recommendation suites")
 
 
 @dataclass
@@ -157,124 +158,142 @@ def _share(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 
 
-def evaluate_gate(
-    candidate: dict[str, pl.DataFrame],
-    context: GateContext,
-    thresholds: GateThresholds | None = None,
-) -> GateResult:
-    """Run every check on the candidate tables; never raises for bad data, only reports it."""
-    t = thresholds or GateThresholds()
-    checks: list[GateCheck] = []
-    add = checks.append
+# The columns the checks read. A table that lacks one (or is absent) is checked as an empty
+# frame of its published schema: `tables_present` reports it once, instead of every other
+# check failing on a missing column.
+READ_COLUMNS = {
+    "user_recommendations": {"user_id", "rank", "product_id", "source"},
+    "similar_products": {"product_id", "rank", "similar_product_id", "source"},
+    "popular_products": {"list", "segment_type", "segment", "window_days", "rank", "product_id"},
+}
+POPULAR_LIST_KEYS = ["list", "segment_type", "segment", "window_days"]
 
-    missing = [name for name in GATED_TABLES if name not in candidate or candidate[name].height == 0]
-    add(
-        GateCheck(
-            "tables_present",
-            not missing,
-            len(missing),
-            0,
-            "==",
-            f"missing or empty: {missing}" if missing else "all recommendation tables have rows",
-        )
-    )
-    empty = pl.DataFrame()
-    ur = candidate.get("user_recommendations", empty)
-    sim = candidate.get("similar_products", empty)
-    pop = candidate.get("popular_products", empty)
-    ur_ok = {"user_id", "rank", "product_id", "source"} <= set(ur.columns)
-    sim_ok = {"product_id", "rank", "similar_product_id", "source"} <= set(sim.columns)
-    pop_ok = {"list", "segment_type", "segment", "window_days", "rank", "product_id"} <= set(pop.columns)
-    if not ur_ok:
-        ur = pl.DataFrame(
-            schema={"user_id": pl.String, "rank": pl.Int64, "product_id": pl.String, "source": pl.String}
-        )
-    if not sim_ok:
-        sim = pl.DataFrame(
-            schema={
-                "product_id": pl.String,
-                "rank": pl.Int64,
-                "similar_product_id": pl.String,
-                "source": pl.String,
-            }
-        )
-    if not pop_ok:
-        pop = pl.DataFrame(
-            schema={
-                "list": pl.String,
-                "segment_type": pl.String,
-                "segment": pl.String,
-                "window_days": pl.Int64,
-                "rank": pl.Int64,
-                "product_id": pl.String,
-            }
-        )
 
-    # Lists: one per user, items are the rows with a product.
-    lengths = ur.group_by("user_id").agg(n=pl.col("product_id").is_not_null().sum())
-    users_with_list = lengths.filter(pl.col("n") > 0)
-    n_lists = users_with_list.height
+@dataclass
+class GateInput:
+    """What every check reads: the candidate's tables, the context and the thresholds."""
 
-    active = _ids(context.active_user_ids)
+    tables: dict[str, pl.DataFrame]
+    context: GateContext
+    thresholds: GateThresholds
+
+    def _table(self, name: str) -> pl.DataFrame:
+        df = self.tables.get(name)
+        if df is None or not READ_COLUMNS[name] <= set(df.columns):
+            return pl.DataFrame(schema=SCHEMAS[name])
+        return df
+
+    @cached_property
+    def user_recommendations(self) -> pl.DataFrame:
+        return self._table("user_recommendations")
+
+    @cached_property
+    def similar_products(self) -> pl.DataFrame:
+        return self._table("similar_products")
+
+    @cached_property
+    def popular_products(self) -> pl.DataFrame:
+        return self._table("popular_products")
+
+    @cached_property
+    def list_lengths(self) -> pl.DataFrame:
+        """Items per user list (`user_id`, `n`): the rows with a product; 0 for an empty list."""
+        return self.user_recommendations.group_by("user_id").agg(n=pl.col("product_id").is_not_null().sum())
+
+    @cached_property
+    def users_with_list(self) -> pl.DataFrame:
+        return self.list_lengths.filter(pl.col("n") > 0)
+
+
+# Each check: one rule, read from a GateInput, reported as a GateCheck under its own name.
+# evaluate_gate runs them in this order (the order of gate.json and of the summary).
+
+
+def tables_present(g: GateInput) -> GateCheck:
+    """Each of the three recommendation tables is in the candidate and has rows."""
+    missing = [name for name in GATED_TABLES if name not in g.tables or g.tables[name].height == 0]
+    message = f"missing or empty: {missing}" if missing else "all recommendation tables have rows"
+    return GateCheck("tables_present", not missing, len(missing), 0, "==", message)
+
+
+def user_coverage(g: GateInput) -> GateCheck:
+    """The share of active users (GateContext.active_user_ids) with a list is high enough."""
+    threshold = g.thresholds.min_user_coverage
+    active = _ids(g.context.active_user_ids)
     if active.len() == 0:
-        add(
-            GateCheck(
-                "user_coverage", True, None, t.min_user_coverage, ">=", "no active users given; skipped"
-            )
-        )
-    else:
-        covered = int(active.is_in(users_with_list["user_id"].implode()).sum())
-        coverage = covered / active.len()
-        add(
-            GateCheck(
-                "user_coverage",
-                coverage >= t.min_user_coverage,
-                coverage,
-                t.min_user_coverage,
-                ">=",
-                f"{covered:,} of {active.len():,} active users have a list",
-            )
-        )
-
-    short = int((users_with_list["n"] < t.min_list_length).sum())
-    short_share = _share(short, n_lists)
-    add(
-        GateCheck(
-            "short_lists",
-            short_share <= t.max_short_list_share,
-            short_share,
-            t.max_short_list_share,
-            "<=",
-            f"{short:,} of {n_lists:,} user lists have fewer than {t.min_list_length} items",
-        )
+        return GateCheck("user_coverage", True, None, threshold, ">=", "no active users given; skipped")
+    covered = int(active.is_in(g.users_with_list["user_id"].implode()).sum())
+    coverage = covered / active.len()
+    return GateCheck(
+        "user_coverage",
+        coverage >= threshold,
+        coverage,
+        threshold,
+        ">=",
+        f"{covered:,} of {active.len():,} active users have a list",
     )
 
-    empty_users = lengths.filter(pl.col("n") == 0).height
+
+def short_lists(g: GateInput) -> GateCheck:
+    """Few user lists hold fewer than `min_list_length` items."""
+    t = g.thresholds
+    lists = g.users_with_list
+    short = int((lists["n"] < t.min_list_length).sum())
+    short_share = _share(short, lists.height)
+    return GateCheck(
+        "short_lists",
+        short_share <= t.max_short_list_share,
+        short_share,
+        t.max_short_list_share,
+        "<=",
+        f"{short:,} of {lists.height:,} user lists have fewer than {t.min_list_length} items",
+    )
+
+
+def no_empty_lists(g: GateInput) -> GateCheck:
+    """No user, similar-product or popular list is there without a single product."""
+    empty_users = g.list_lengths.filter(pl.col("n") == 0).height
     empty_similar = (
-        sim.group_by("product_id")
+        g.similar_products.group_by("product_id")
         .agg(n=pl.col("similar_product_id").is_not_null().sum())
         .filter(pl.col("n") == 0)
     ).height
-    pop_keys = ["list", "segment_type", "segment", "window_days"]
     empty_popular = (
-        pop.group_by(pop_keys).agg(n=pl.col("product_id").is_not_null().sum()).filter(pl.col("n") == 0)
+        g.popular_products.group_by(POPULAR_LIST_KEYS)
+        .agg(n=pl.col("product_id").is_not_null().sum())
+        .filter(pl.col("n") == 0)
     ).height
     n_empty = empty_users + empty_similar + empty_popular
-    add(
-        GateCheck(
-            "no_empty_lists",
-            n_empty == 0,
-            n_empty,
-            0,
-            "==",
-            f"empty lists: {empty_users} user, {empty_similar} similar-product, {empty_popular} popular",
-        )
+    return GateCheck(
+        "no_empty_lists",
+        n_empty == 0,
+        n_empty,
+        0,
+        "==",
+        f"empty lists: {empty_users} user, {empty_similar} similar-product, {empty_popular} popular",
     )
 
-    add(_duplicates("no_duplicate_user_recommendations", ur, ["user_id"], "product_id"))
-    add(_duplicates("no_duplicate_similar_products", sim, ["product_id"], "similar_product_id"))
-    add(_duplicates("no_duplicate_popular_products", pop, pop_keys, "product_id"))
 
+def no_duplicate_user_recommendations(g: GateInput) -> GateCheck:
+    """No user list holds a product twice or a rank twice."""
+    return _duplicates("no_duplicate_user_recommendations", g.user_recommendations, ["user_id"], "product_id")
+
+
+def no_duplicate_similar_products(g: GateInput) -> GateCheck:
+    """No similar-product list holds a product twice or a rank twice."""
+    return _duplicates(
+        "no_duplicate_similar_products", g.similar_products, ["product_id"], "similar_product_id"
+    )
+
+
+def no_duplicate_popular_products(g: GateInput) -> GateCheck:
+    """No popular list (list, segment, window) holds a product twice or a rank twice."""
+    return _duplicates("no_duplicate_popular_products", g.popular_products, POPULAR_LIST_KEYS, "product_id")
+
+
+def valid_values(g: GateInput) -> GateCheck:
+    """Keys are set, ranks start at 1, and sources, lists, segment types and windows are known."""
+    ur, sim, pop = g.user_recommendations, g.similar_products, g.popular_products
     invalid = (
         ur.filter(
             pl.col("user_id").is_null()
@@ -298,18 +317,20 @@ def evaluate_gate(
             | (pl.col("window_days") < 1)
         ).height
     )
-    add(
-        GateCheck(
-            "valid_values",
-            invalid == 0,
-            invalid,
-            0,
-            "==",
-            "rows with a null key, rank < 1, or an unknown source/list/segment_type/window",
-        )
+    return GateCheck(
+        "valid_values",
+        invalid == 0,
+        invalid,
+        0,
+        "==",
+        "rows with a null key, rank < 1, or an unknown source/list/segment_type/window",
     )
 
-    excluded = _ids(context.excluded_product_ids).implode()
+
+def no_excluded_products(g: GateInput) -> GateCheck:
+    """No table recommends a product of GateContext.excluded_product_ids."""
+    excluded = _ids(g.context.excluded_product_ids).implode()
+    ur, sim, pop = g.user_recommendations, g.similar_products, g.popular_products
     leaks = {
         "user_recommendations": ur.filter(pl.col("product_id").is_in(excluded))["product_id"],
         "similar_products": sim.filter(pl.col("similar_product_id").is_in(excluded))["similar_product_id"],
@@ -317,76 +338,140 @@ def evaluate_gate(
     }
     n_leaks = sum(series.len() for series in leaks.values())
     examples = ", ".join(f"{series[0]} in {name}" for name, series in leaks.items() if series.len())
-    add(
-        GateCheck(
-            "no_excluded_products",
-            n_leaks == 0,
-            n_leaks,
-            0,
-            "==",
-            f"rows recommend excluded products (e.g. {examples})"
-            if n_leaks
-            else "no excluded product listed",
-        )
+    return GateCheck(
+        "no_excluded_products",
+        n_leaks == 0,
+        n_leaks,
+        0,
+        "==",
+        f"rows recommend excluded products (e.g. {examples})" if n_leaks else "no excluded product listed",
     )
 
-    pairs = context.excluded_pairs
-    if pairs is None or pairs.height == 0:
-        n_pairs, pair_message = 0, "no excluded pairs given" if pairs is None else "no excluded pair listed"
-    else:
-        pairs = pairs.select(pl.col("user_id").cast(pl.String), pl.col("product_id").cast(pl.String)).unique()
-        leaked = ur.join(pairs, on=["user_id", "product_id"], how="semi")
-        n_pairs = leaked.height
-        pair_message = "no excluded pair listed"
-        if n_pairs:
-            example = f"user {leaked['user_id'][0]} / {leaked['product_id'][0]}"
-            pair_message = f"user lists contain excluded pairs (e.g. {example})"
-    add(GateCheck("no_excluded_pairs", n_pairs == 0, n_pairs, 0, "==", pair_message))
 
+def no_excluded_pairs(g: GateInput) -> GateCheck:
+    """No user list holds a user/product pair of GateContext.excluded_pairs."""
+    pairs = g.context.excluded_pairs
+    if pairs is None or pairs.height == 0:
+        message = "no excluded pairs given" if pairs is None else "no excluded pair listed"
+        return GateCheck("no_excluded_pairs", True, 0, 0, "==", message)
+    pairs = pairs.select(pl.col("user_id").cast(pl.String), pl.col("product_id").cast(pl.String)).unique()
+    leaked = g.user_recommendations.join(pairs, on=["user_id", "product_id"], how="semi")
+    message = "no excluded pair listed"
+    if leaked.height:
+        example = f"user {leaked['user_id'][0]} / {leaked['product_id'][0]}"
+        message = f"user lists contain excluded pairs (e.g. {example})"
+    return GateCheck("no_excluded_pairs", leaked.height == 0, leaked.height, 0, "==", message)
+
+
+def fallback_share(g: GateInput) -> GateCheck:
+    """Few users get fallback lists only (no item with source `personal`)."""
+    threshold = g.thresholds.max_fallback_share
     personal = (
-        ur.filter(pl.col("product_id").is_not_null())
+        g.user_recommendations.filter(pl.col("product_id").is_not_null())
         .group_by("user_id")
         .agg(personal=(pl.col("source") == "personal").any())
     )
     n_fallback = personal.filter(~pl.col("personal")).height
-    fallback_share = _share(n_fallback, personal.height)
-    add(
-        GateCheck(
-            "fallback_share",
-            fallback_share <= t.max_fallback_share,
-            fallback_share,
-            t.max_fallback_share,
-            "<=",
-            f"{n_fallback:,} of {personal.height:,} users get no personal item (fallback lists only)",
-        )
+    share = _share(n_fallback, personal.height)
+    return GateCheck(
+        "fallback_share",
+        share <= threshold,
+        share,
+        threshold,
+        "<=",
+        f"{n_fallback:,} of {personal.height:,} users get no personal item (fallback lists only)",
     )
 
-    add(_overlap(ur, context, t))
 
+def overlap_with_current(g: GateInput) -> GateCheck:
+    """Mean Jaccard of each user's top-k set, candidate vs published, over users in both.
+
+    Low overlap means tonight's lists are unrelated to yesterday's: usually a broken join or
+    a reshuffled id space, rarely a real change in taste."""
+    t, context = g.thresholds, g.context
+    name, threshold = "overlap_with_current", t.min_overlap_with_current
+    current = context.current_recommendations
+    if current is None:
+        return GateCheck(name, True, None, threshold, ">=", "no published version yet; skipped")
+
+    def top(df: pl.DataFrame) -> pl.DataFrame:
+        return (
+            df.filter(pl.col("product_id").is_not_null() & (pl.col("rank") <= t.overlap_top_k))
+            .select(pl.col("user_id").cast(pl.String), pl.col("product_id").cast(pl.String))
+            .unique()
+        )
+
+    new, old = top(g.user_recommendations), top(current)
+    sizes_new = new.group_by("user_id").agg(a=pl.len())
+    sizes_old = old.group_by("user_id").agg(b=pl.len())
+    common = sizes_new.join(sizes_old, on="user_id", how="inner")
+    if common.height == 0:
+        return GateCheck(name, True, None, threshold, ">=", "no user in both versions; skipped")
+    inter = new.join(old, on=["user_id", "product_id"], how="inner").group_by("user_id").agg(i=pl.len())
+    jaccard = (
+        common.join(inter, on="user_id", how="left")
+        .with_columns(pl.col("i").fill_null(0))
+        .select((pl.col("i") / (pl.col("a") + pl.col("b") - pl.col("i"))).mean())
+        .item()
+    )
+    against = f" {context.current_snapshot_id}" if context.current_snapshot_id else ""
+    return GateCheck(
+        name,
+        jaccard >= threshold,
+        float(jaccard),
+        threshold,
+        ">=",
+        f"mean Jaccard of top-{t.overlap_top_k} sets vs published{against} over {common.height:,} users",
+    )
+
+
+def no_self_similar(g: GateInput) -> GateCheck:
+    """No product is listed as similar to itself."""
+    sim = g.similar_products
     n_self = sim.filter(pl.col("product_id") == pl.col("similar_product_id")).height
-    add(
-        GateCheck(
-            "no_self_similar",
-            n_self == 0,
-            n_self,
-            0,
-            "==",
-            f"{n_self} products are listed as similar to themselves"
-            if n_self
-            else "no product similar to itself",
-        )
+    message = (
+        f"{n_self} products are listed as similar to themselves" if n_self else "no product similar to itself"
     )
+    return GateCheck("no_self_similar", n_self == 0, n_self, 0, "==", message)
 
+
+CHECKS: tuple[Callable[[GateInput], GateCheck], ...] = (
+    tables_present,
+    user_coverage,
+    short_lists,
+    no_empty_lists,
+    no_duplicate_user_recommendations,
+    no_duplicate_similar_products,
+    no_duplicate_popular_products,
+    valid_values,
+    no_excluded_products,
+    no_excluded_pairs,
+    fallback_share,
+    overlap_with_current,
+    no_self_similar,
+)
+
+
+def evaluate_gate(
+    candidate: dict[str, pl.DataFrame],
+    context: GateContext,
+    thresholds: GateThresholds | None = None,
+) -> GateResult:
+    """Run every check on the candidate tables; never raises for bad data, only reports it."""
+    t = thresholds or GateThresholds()
+    g = GateInput(candidate, context, t)
+    checks = [check(g) for check in CHECKS]
     suite_runs = []
     if t.expectations:
-        expectations_check, suite_runs = _expectations(candidate)
-        add(expectations_check)
-
+        # Not in CHECKS: besides its check it hands back the suite runs, which the caller
+        # records (the gate writes nothing); it runs last, as it always has.
+        expectations_check, suite_runs = great_expectations(candidate)
+        checks.append(expectations_check)
     row_counts = {name: df.height for name, df in candidate.items()}
     return GateResult(checks=checks, row_counts=row_counts, expectations=suite_runs)
 
 
-def _expectations(candidate: dict[str, pl.DataFrame]) -> tuple[GateCheck, list]:
+def great_expectations(candidate: dict[str, pl.DataFrame]) -> tuple[GateCheck, list]:
     """The error-level rules of the great-expectations recommendation suites, as one check.
 
     Missing or empty tables are left to `tables_present`. Imported here: great_expectations
@@ -418,44 +503,3 @@ def _duplicates(name: str, df: pl.DataFrame, list_keys: list[str], item: str) ->
         example = items.filter(pl.struct([*list_keys, item]).is_duplicated()).row(0, named=True)
         message += f" (e.g. {example[list_keys[0]]} / {example[item]})"
     return GateCheck(name, total == 0, total, 0, "==", message)
-
-
-def _overlap(ur: pl.DataFrame, context: GateContext, t: GateThresholds) -> GateCheck:
-    """Mean Jaccard of each user's top-k set, candidate vs published, over users in both.
-
-    Low overlap means tonight's lists are unrelated to yesterday's: usually a broken join or
-    a reshuffled id space, rarely a real change in taste."""
-    name, threshold = "overlap_with_current", t.min_overlap_with_current
-    current = context.current_recommendations
-    if current is None:
-        return GateCheck(name, True, None, threshold, ">=", "no published version yet; skipped")
-
-    def top(df: pl.DataFrame) -> pl.DataFrame:
-        return (
-            df.filter(pl.col("product_id").is_not_null() & (pl.col("rank") <= t.overlap_top_k))
-            .select(pl.col("user_id").cast(pl.String), pl.col("product_id").cast(pl.String))
-            .unique()
-        )
-
-    new, old = top(ur), top(current)
-    sizes_new = new.group_by("user_id").agg(a=pl.len())
-    sizes_old = old.group_by("user_id").agg(b=pl.len())
-    common = sizes_new.join(sizes_old, on="user_id", how="inner")
-    if common.height == 0:
-        return GateCheck(name, True, None, threshold, ">=", "no user in both versions; skipped")
-    inter = new.join(old, on=["user_id", "product_id"], how="inner").group_by("user_id").agg(i=pl.len())
-    jaccard = (
-        common.join(inter, on="user_id", how="left")
-        .with_columns(pl.col("i").fill_null(0))
-        .select((pl.col("i") / (pl.col("a") + pl.col("b") - pl.col("i"))).mean())
-        .item()
-    )
-    against = f" {context.current_snapshot_id}" if context.current_snapshot_id else ""
-    return GateCheck(
-        name,
-        jaccard >= threshold,
-        float(jaccard),
-        threshold,
-        ">=",
-        f"mean Jaccard of top-{t.overlap_top_k} sets vs published{against} over {common.height:,} users",
-    )

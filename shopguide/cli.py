@@ -31,6 +31,15 @@ app.add_typer(import_app, name="import")
 # overflows the reader or LanceDB (both die on integers beyond 64 bits).
 MAX_K = 1_000
 K_HELP = f"Number of rows, 1 to {MAX_K:,}."
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="NAME=VALUE",
+        help="A recommender setting for this run, NAME=VALUE, repeatable: e.g. tables.k=20, "
+        "gate.min_user_coverage=0.9, champion_window_days=7 (docs/operations.md).",
+    ),
+]
 # The file system, not a bug: a full disk, a read-only or forbidden folder met after the
 # start-up check (which covers SHOPGUIDE_HOME itself). Each is one line, like a UserError.
 ENVIRONMENT_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.ENOTDIR}
@@ -197,14 +206,18 @@ def _report_run(outcome) -> None:
 
 @app.command()
 @friendly_errors
-def run(date_: Annotated[str, typer.Option("--date", help="Landing day to process (YYYY-MM-DD).")]) -> None:
+def run(
+    date_: Annotated[str, typer.Option("--date", help="Landing day to process (YYYY-MM-DD).")],
+    set_: SetOption = None,
+) -> None:
     """Run the nightly job for one landing day, through Dagster."""
     from shopguide.runner import run_range
 
+    overrides = recommender_overrides(set_ or [])
     home = writable_home()
     day = parse_day(date_, "--date")
     require_landing_files(home, day, day)
-    _report_run(run_range(home, day, day))
+    _report_run(run_range(home, day, day, recommender=overrides))
 
 
 @app.command()
@@ -212,14 +225,46 @@ def run(date_: Annotated[str, typer.Option("--date", help="Landing day to proces
 def backfill(
     start: Annotated[str, typer.Option(help="First landing day (YYYY-MM-DD).")],
     end: Annotated[str, typer.Option(help="Last landing day, inclusive (YYYY-MM-DD).")],
+    set_: SetOption = None,
 ) -> None:
     """Re-run the nightly job over a range of landing days in one Dagster run (idempotent)."""
     from shopguide.runner import run_range
 
+    overrides = recommender_overrides(set_ or [])
     home = writable_home()
     first, last = parse_day(start, "--start"), parse_day(end, "--end")
     require_landing_files(home, first, last)
-    _report_run(run_range(home, first, last))
+    _report_run(run_range(home, first, last, recommender=overrides))
+
+
+def recommender_overrides(pairs: list[str]) -> dict:
+    """`--set tables.k=20 --set gate.min_user_coverage=0.9` as the recommender resource's run
+    config (what the launchpad takes), checked here so that a wrong value is one line before
+    any run starts. A value is read as JSON (numbers, true/false, null), else as text."""
+    overrides: dict = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--set {pair!r}: write NAME=VALUE, e.g. --set tables.k=20.")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        *parents, leaf = name.strip().split(".")
+        node = overrides
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"--set {pair!r}: {part} is a setting, not a group of settings.")
+        node[leaf] = value
+    if overrides:
+        from assets.resources import SettingsError, recommender_settings
+
+        try:
+            recommender_settings(overrides)
+        except SettingsError as error:
+            raise UserError(str(error)) from None
+    return overrides
 
 
 def require_landing_files(home: Paths, first: date, last: date) -> None:

@@ -58,6 +58,10 @@ def run_range(
     launchpad would); `selection` runs only those of the job's assets (with their checks),
     e.g. `AssetSelection.assets("product_embeddings").upstream()`."""
     validate_range(first, last)
+    if recommender:
+        from assets.resources import recommender_settings
+
+        recommender_settings(recommender)  # a wrong value: one line now, not a failed run
     paths.ensure().export()
     # Imported here: loading the definitions costs seconds and needs the dbt manifest.
     import warnings

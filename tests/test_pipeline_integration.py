@@ -384,7 +384,7 @@ def test_gate_thresholds_set_on_the_resource_reach_the_publish_gate(home, dbt_ma
 
     generate(home.landing, SyntheticConfig(events=20_000, days=4, start_date=D1))
     # Lists hold k = 50 items; asking for at least 60 makes every list "short", so it must fail.
-    strict = {"gate_min_list_length": 60, "gate_max_short_list_share": 0.0}
+    strict = {"gate": {"min_list_length": 60, "max_short_list_share": 0.0}}
     outcome = run_range(home, D1, date(2024, 1, 4), recommender=strict)
     assert GATE in outcome.failed_checks, outcome
     assert current_snapshot(serving_root(home)) is None

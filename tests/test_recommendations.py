@@ -212,7 +212,7 @@ def test_popular_and_trending_known_answer():
 
 
 def test_bad_configuration_is_refused():
-    with pytest.raises(ValueError, match="k must be"):
+    with pytest.raises(ValueError, match=r"\bk\n.*greater than or equal to 1"):
         RecommendationConfig(k=0)
     with pytest.raises(ValueError, match="similar_content_weight"):
         RecommendationConfig(similar_content_weight=1.5)

@@ -487,12 +487,14 @@ def _list_of(root, sid):
 
 
 def test_gate_thresholds_come_from_the_recommender_resource_and_are_validated():
-    from assets.resources import RecommenderSettings
+    from assets.resources import RecommenderSettings, SettingsError
     from serving.gate import GateThresholds
 
-    settings = RecommenderSettings(gate_max_fallback_share=0.2, gate_min_list_length=5)
+    settings = RecommenderSettings(gate={"max_fallback_share": 0.2, "min_list_length": 5})
     assert settings.gate_thresholds() == GateThresholds(max_fallback_share=0.2, min_list_length=5)
-    with pytest.raises(ValueError, match=r"max_fallback_share is a share: give a value in \[0, 1\]"):
-        RecommenderSettings(gate_max_fallback_share=1.5).gate_thresholds()
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(
+        SettingsError, match=r"^recommender\.gate\.max_fallback_share: .*less than or equal to 1"
+    ):
+        RecommenderSettings(gate={"max_fallback_share": 1.5})
+    with pytest.raises(ValueError, match="min_list_length"):
         GateThresholds(min_list_length=0)
