@@ -17,7 +17,8 @@ def landing_window(start: datetime | date, end: datetime | date) -> tuple[date, 
 
 
 def dbt_build_args(first: date, last: date) -> list[str]:
-    """`dbt build` over one landing-day window. Unit tests run in the test suite, not nightly."""
+    """`dbt build` over one landing-day window. Unit tests run in the test suite, not nightly:
+    those of incremental models read their own table's columns, which a first run lacks."""
     variables = {"min_date": first.isoformat(), "max_date": last.isoformat()}
     return [
         "build",

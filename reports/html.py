@@ -2,46 +2,25 @@
 
 Self-contained means it opens from a file with no network: the CSS is inline, every plot is
 an inline `<svg>`, and there is no script and no external URL (tests check both).
+
+The page is a Jinja2 template (`reports/templates/`) rendered with autoescaping: this
+module decides what the page says (cards, tables, sections, as plain values) and the
+template how it looks. Values from the data (event types, check names, observed values,
+job names) are escaped on the way in; only the plots are inserted as markup.
 """
 
 from __future__ import annotations
 
-from html import escape
+import functools
+from dataclasses import dataclass, field
 
 import polars as pl
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
 from reports import plots
 from reports.alerts import CRITICAL, WARNING, Alert, Thresholds
 from reports.collect import MonitoringData
-
-CSS = """
-:root { --ok:#3b8d5a; --warn:#d9952b; --bad:#c0392b; --ink:#1f2933; --muted:#6b7280; --line:#e5e7eb; }
-* { box-sizing: border-box; }
-body { margin: 0 auto; max-width: 1080px; padding: 24px 28px 48px; color: var(--ink);
-       font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; }
-h1 { font-size: 24px; margin: 0; }
-h2 { font-size: 18px; margin: 36px 0 4px; padding-top: 12px; border-top: 1px solid var(--line); }
-p.meta, p.lead, .note { color: var(--muted); margin: 4px 0 12px; }
-nav a { color: var(--muted); margin-right: 12px; font-size: 13px; }
-.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr)); gap: 10px;
-         margin: 18px 0; }
-.card { border: 1px solid var(--line); border-left: 5px solid var(--muted); border-radius: 6px;
-        padding: 8px 12px; }
-.card.ok { border-left-color: var(--ok); } .card.warn { border-left-color: var(--warn); }
-.card.bad { border-left-color: var(--bad); }
-.card .label { font-size: 12px; color: var(--muted); text-transform: uppercase; letter-spacing: .03em; }
-.card .value { font-size: 22px; font-weight: 600; }
-.card .sub { font-size: 12px; color: var(--muted); }
-table { border-collapse: collapse; width: 100%; font-size: 13px; margin: 8px 0; }
-th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line); vertical-align: top;
-         overflow-wrap: anywhere; }
-th { font-weight: 600; color: var(--muted); }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.sev { display: inline-block; padding: 1px 8px; border-radius: 10px; color: #fff; font-size: 12px; }
-.sev.critical { background: var(--bad); } .sev.warning { background: var(--warn); }
-svg.plot { width: 100%; height: auto; display: block; margin: 6px 0; }
-footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
-"""
 
 DATA_DOCS = "data_docs/index.html"  # written by the data-quality checks, next to this report's folder
 SECTIONS = (
@@ -55,6 +34,52 @@ SECTIONS = (
 )
 
 
+@dataclass(frozen=True)
+class Card:
+    label: str
+    value: str
+    sub: str = ""
+    status: str = ""  # ok, warn, bad, or "" (no verdict)
+
+
+@dataclass(frozen=True)
+class Table:
+    titles: list[str]
+    numeric: list[bool]  # per column: right-aligned figures
+    rows: list[list[str]]  # formatted, not yet escaped
+    heading: str = ""
+
+
+@dataclass(frozen=True)
+class Section:
+    anchor: str
+    title: str
+    lead: str
+    plot: Markup | None = None
+    tables: list[Table] = field(default_factory=list)
+    note: str | None = None  # why there is no plot
+    data_docs: str | None = None  # relative path of the GX Data Docs, linked from the lead
+
+
+@functools.cache
+def environment() -> Environment:
+    """Autoescape on for every template (they are all HTML); a missing name is an error, not ''."""
+    return Environment(
+        loader=PackageLoader("reports", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def _plot(svg: str) -> Markup:
+    # Trusted markup: matplotlib writes the SVG and escapes every text it draws (titles,
+    # tick labels, legends may hold event types or check names from the data).
+    return Markup(svg)
+
+
 def _fmt(value, kind: str = "num") -> str:
     if value is None:
         return "–"
@@ -64,7 +89,7 @@ def _fmt(value, kind: str = "num") -> str:
         return f"{value:.3f}"
     if isinstance(value, float):
         return f"{value:,.2f}"
-    return f"{value:,}" if isinstance(value, int) else escape(str(value))
+    return f"{value:,}" if isinstance(value, int) else str(value)  # escaped by the template
 
 
 def _age(seconds: float | None) -> str:
@@ -77,13 +102,6 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 86400:,.0f} days"
 
 
-def _card(label: str, value: str, sub: str = "", status: str = "") -> str:
-    return (
-        f'<div class="card {status}"><div class="label">{escape(label)}</div>'
-        f'<div class="value">{value}</div><div class="sub">{sub}</div></div>'
-    )
-
-
 def _level(value, warn_if, bad_if=None) -> str:
     if value is None:
         return ""
@@ -92,11 +110,11 @@ def _level(value, warn_if, bad_if=None) -> str:
     return "warn" if warn_if(value) else "ok"
 
 
-def headline(data: MonitoringData, alerts: list[Alert], t: Thresholds) -> str:
+def headline(data: MonitoringData, alerts: list[Alert], t: Thresholds) -> list[Card]:
     critical = sum(a.severity == CRITICAL for a in alerts)
     warning = sum(a.severity == WARNING for a in alerts)
     cards = [
-        _card(
+        Card(
             "Alerts",
             f"{critical} critical" if critical else f"{warning} warning{'s' if warning != 1 else ''}",
             (f"and {warning} warning{'s' if warning != 1 else ''} · " if critical else "")
@@ -108,7 +126,7 @@ def headline(data: MonitoringData, alerts: list[Alert], t: Thresholds) -> str:
     age = event_log["age_seconds"][0] if event_log.height else None
     latest = data.event_log.get("latest_event_at")
     cards.append(
-        _card(
+        Card(
             "Newest event",
             f"{_age(age)} ago",
             f"{latest:%Y-%m-%d %H:%M} UTC" if latest else "no events yet",
@@ -124,7 +142,7 @@ def headline(data: MonitoringData, alerts: list[Alert], t: Thresholds) -> str:
         day = data.volume.filter(pl.col("day") == last_day)
         flagged = int(day["anomalous"].sum())
         cards.append(
-            _card(
+            Card(
                 "Events on latest day",
                 f"{int(day['events'].sum()):,}",
                 f"{last_day} · {flagged} anomalous type{'s' if flagged != 1 else ''}",
@@ -135,7 +153,7 @@ def headline(data: MonitoringData, alerts: list[Alert], t: Thresholds) -> str:
     if not mix.is_empty():
         value = mix["psi"][-1]
         cards.append(
-            _card(
+            Card(
                 "Event-mix PSI",
                 f"{value:.3f}",
                 "vs trailing 28 days",
@@ -145,7 +163,7 @@ def headline(data: MonitoringData, alerts: list[Alert], t: Thresholds) -> str:
     if not data.unknown_products.is_empty():
         value = data.unknown_products["share"][-1]
         cards.append(
-            _card(
+            Card(
                 "Unknown products",
                 f"{value:.2%}",
                 "of the latest day's product events",
@@ -156,7 +174,7 @@ def headline(data: MonitoringData, alerts: list[Alert], t: Thresholds) -> str:
         rec = data.recommendations.row(-1, named=True)
         gate = {True: "gate passed", False: "gate FAILED", None: "not gated"}[rec["gate_passed"]]
         cards.append(
-            _card(
+            Card(
                 "User coverage",
                 _fmt(rec["user_coverage"], "pct"),
                 f"newest snapshot · {gate}",
@@ -166,7 +184,7 @@ def headline(data: MonitoringData, alerts: list[Alert], t: Thresholds) -> str:
             )
         )
         cards.append(
-            _card(
+            Card(
                 "Fallback share",
                 _fmt(rec["fallback_share"], "pct"),
                 "users with no personal item",
@@ -174,7 +192,7 @@ def headline(data: MonitoringData, alerts: list[Alert], t: Thresholds) -> str:
             )
         )
         cards.append(
-            _card(
+            Card(
                 "Churn",
                 _fmt(rec["churn"], "pct"),
                 "top 10 vs previous snapshot",
@@ -185,7 +203,7 @@ def headline(data: MonitoringData, alerts: list[Alert], t: Thresholds) -> str:
         version = data.embedding_versions.row(-1, named=True)
         cosine = data.embeddings["mean_cosine"][-1] if not data.embeddings.is_empty() else None
         cards.append(
-            _card(
+            Card(
                 "Product vectors",
                 f"v{version['version']}",
                 f"{version['products']:,} products · mean cosine vs previous {_fmt(cosine, 'f3')}",
@@ -193,13 +211,13 @@ def headline(data: MonitoringData, alerts: list[Alert], t: Thresholds) -> str:
             )
         )
     if data.quality.is_empty():
-        cards.append(_card("Data quality", "–", "no data-quality results yet"))
+        cards.append(Card("Data quality", "–", "no data-quality results yet"))
     else:
         latest_run = data.quality.sort("checked_at")["run_id"][-1]
         run = data.quality.filter(pl.col("run_id") == latest_run)
         rate = run["passed"].sum() / run["evaluated"].sum()
         cards.append(
-            _card(
+            Card(
                 "Data quality",
                 f"{rate:.1%}",
                 f"expectations passed, latest run ({run.height} suites)",
@@ -210,130 +228,107 @@ def headline(data: MonitoringData, alerts: list[Alert], t: Thresholds) -> str:
     if not finished.is_empty():
         last = finished.row(-1, named=True)
         cards.append(
-            _card(
+            Card(
                 "Last finished run",
                 f"{last['run_seconds']:,.0f} s",
                 f"{last['job']} · {last['status'].lower()}",
                 "bad" if last["status"] == "FAILURE" else "ok",
             )
         )
-    return '<section id="summary" class="cards">' + "".join(cards) + "</section>"
+    return cards
 
 
-def alerts_table(alerts: list[Alert]) -> str:
-    if not alerts:
-        return (
-            '<section id="alerts"><h2>Alerts</h2>'
-            '<p class="note">No alerts: every figure is within its limits.</p></section>'
-        )
-    rows = "".join(
-        f'<tr><td><span class="sev {a.severity}">{a.severity}</span></td><td>{escape(a.source)}</td>'
-        f"<td>{escape(a.subject)}</td><td>{escape(a.message)}</td></tr>"
-        for a in alerts
-    )
-    return (
-        f'<section id="alerts"><h2>Alerts ({len(alerts)})</h2>'
-        '<p class="lead">Also in the warehouse table <code>monitoring_alerts</code> and on the '
-        "<code>monitoring_report</code> asset in the Dagster UI.</p>"
-        "<table><thead><tr><th>severity</th><th>source</th><th>subject</th><th>message</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table></section>"
+def _table(frame: pl.DataFrame, columns: list[tuple[str, str, str]], heading: str = "") -> Table:
+    """Columns are (name, title, kind): kind `text` as is, else a figure formatted by `_fmt`."""
+    rows = [
+        [str(row[name]) if kind == "text" else _fmt(row[name], kind) for name, _, kind in columns]
+        for row in frame.iter_rows(named=True)
+    ]
+    return Table(
+        titles=[title for _, title, _ in columns],
+        numeric=[kind != "text" for _, _, kind in columns],
+        rows=rows,
+        heading=heading,
     )
 
 
-def _table(frame: pl.DataFrame, columns: list[tuple[str, str, str]]) -> str:
-    head = "".join(f"<th>{escape(title)}</th>" for _, title, _ in columns)
-    body = []
-    for row in frame.iter_rows(named=True):
-        cells = []
-        for name, _, kind in columns:
-            value = row[name]
-            css = ' class="num"' if kind != "text" else ""
-            cells.append(f"<td{css}>{_fmt(value, kind) if kind != 'text' else escape(str(value))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _section(anchor: str, title: str, lead: str, body: str, note: str | None = None) -> str:
-    note_html = f'<p class="note">{escape(note)}</p>' if note else ""
-    head = f'<section id="{anchor}"><h2>{escape(title)}</h2><p class="lead">{lead}</p>'
-    return f"{head}{note_html}{body}</section>"
-
-
-def sections(data: MonitoringData, t: Thresholds) -> list[str]:
+def sections(data: MonitoringData, t: Thresholds) -> list[Section]:
     notes = data.notes
     out = [
-        _section(
+        Section(
             "freshness",
             "Freshness",
             "How long ago each asset was last materialised, and how old the newest event in the log is, "
             "at the time of this report. Green within its limit, amber beyond it, red beyond twice.",
-            plots.freshness(data.freshness, t),
+            _plot(plots.freshness(data.freshness, t)),
         )
     ]
     if data.volume.is_empty():
-        out.append(_section("volume", "Event volume", "Daily events by type.", "", notes.get("events")))
+        out.append(Section("volume", "Event volume", "Daily events by type.", note=notes.get("events")))
     else:
         out.append(
-            _section(
+            Section(
                 "volume",
                 "Event volume",
                 "Events per day and type (by the day they happened). The band is the trailing 28-day "
                 f"median ± {plots.Z_THRESHOLD} robust standard deviations (1.4826 × MAD); red points fall "
                 "outside it. Days with no event at all are left out.",
-                plots.volume(data.volume),
+                _plot(plots.volume(data.volume)),
             )
         )
     out.append(
-        _section(
+        Section(
             "event-mix",
             "Event mix and unknown products",
             "Population stability index of each day's mix of event types against the 28 days before it, and "
             "the share of product events whose product id is not in the catalog.",
-            plots.event_mix(data.event_mix, data.unknown_products, t),
+            _plot(plots.event_mix(data.event_mix, data.unknown_products, t)),
         )
     )
     if data.embedding_versions.is_empty():
         out.append(
-            _section(
+            Section(
                 "embeddings",
                 "Embedding drift",
                 "Product vectors per LanceDB version.",
-                "",
-                notes.get("embeddings"),
+                note=notes.get("embeddings"),
             )
         )
     else:
-        table = (
-            _table(
-                data.embeddings,
-                [
-                    ("from_version", "from", "num"),
-                    ("to_version", "to", "num"),
-                    ("products_common", "in both", "num"),
-                    ("products_added", "added", "num"),
-                    ("products_removed", "removed", "num"),
-                    ("mean_cosine", "mean cosine", "f3"),
-                    ("changed_share", "vectors changed", "pct"),
-                    ("centroid_shift", "centroid shift", "f3"),
-                ],
-            )
+        tables = (
+            [
+                _table(
+                    data.embeddings,
+                    [
+                        ("from_version", "from", "num"),
+                        ("to_version", "to", "num"),
+                        ("products_common", "in both", "num"),
+                        ("products_added", "added", "num"),
+                        ("products_removed", "removed", "num"),
+                        ("mean_cosine", "mean cosine", "f3"),
+                        ("changed_share", "vectors changed", "pct"),
+                        ("centroid_shift", "centroid shift", "f3"),
+                    ],
+                )
+            ]
             if not data.embeddings.is_empty()
-            else ""
+            else []
         )
         out.append(
-            _section(
+            Section(
                 "embeddings",
                 "Embedding drift",
                 "Product vectors across LanceDB versions: the cosine between each product's old and new "
                 "vector (1 = unchanged) and the shift of the centre of all vectors (1 − cos of the means).",
-                plots.embeddings(data.embedding_versions, data.embeddings) + table,
+                _plot(plots.embeddings(data.embedding_versions, data.embeddings)),
+                tables,
                 notes.get("embeddings"),
             )
         )
     if data.recommendations.is_empty():
         out.append(
-            _section(
-                "recommendations", "Recommendation health", "Per snapshot.", "", notes.get("recommendations")
+            Section(
+                "recommendations", "Recommendation health", "Per snapshot.", note=notes.get("recommendations")
             )
         )
     else:
@@ -363,55 +358,57 @@ def sections(data: MonitoringData, t: Thresholds) -> list[str]:
             ],
         )
         out.append(
-            _section(
+            Section(
                 "recommendations",
                 "Recommendation health",
                 "Per snapshot (oldest left): users and catalog covered, users served only fallbacks, how "
                 "concentrated recommendations are on few products (Gini), how different the top 10 of a list "
                 "are from each other (1 − mean pairwise cosine), and how much each user's top 10 changed "
                 "from the previous snapshot (1 − Jaccard). Red ✕: gate failed; green ring: current.",
-                plots.recommendations(data.recommendations) + table,
+                _plot(plots.recommendations(data.recommendations)),
+                [table],
             )
         )
     if data.quality.is_empty():
         out.append(
-            _section(
+            Section(
                 "quality",
                 "Data quality",
                 "Pass rates of the data-quality suites.",
-                "",
-                notes.get("quality", "No data-quality results yet."),
+                note=notes.get("quality", "No data-quality results yet."),
             )
         )
     else:
-        failures = ""
+        failures = []
         if not data.quality_failures.is_empty():
-            failures = "<h3>Failed in the latest run</h3>" + _table(
-                data.quality_failures.fill_null(""),
-                [(c, c.replace("_", " "), "text") for c in data.quality_failures.columns],
+            failures.append(
+                _table(
+                    data.quality_failures.fill_null(""),
+                    [(c, c.replace("_", " "), "text") for c in data.quality_failures.columns],
+                    heading="Failed in the latest run",
+                )
             )
-        docs = ""
-        if (data.home / "reports" / DATA_DOCS).exists():
-            docs = f' The great-expectations <a href="../{DATA_DOCS}">Data Docs</a> show every validation.'
         out.append(
-            _section(
+            Section(
                 "quality",
                 "Data quality",
-                "Share of expectations passed per suite and data-quality run." + docs,
-                plots.quality(data.quality) + failures,
+                "Share of expectations passed per suite and data-quality run.",
+                _plot(plots.quality(data.quality)),
+                failures,
+                data_docs=DATA_DOCS if (data.home / "reports" / DATA_DOCS).exists() else None,
             )
         )
     if data.pipeline.is_empty():
         out.append(
-            _section("pipeline", "Pipeline durations", "Step durations per run.", "", notes.get("pipeline"))
+            Section("pipeline", "Pipeline durations", "Step durations per run.", note=notes.get("pipeline"))
         )
     else:
         out.append(
-            _section(
+            Section(
                 "pipeline",
                 "Pipeline durations",
                 "Seconds per step (asset or dbt build) for the last runs recorded in the Dagster instance.",
-                plots.pipeline(data.pipeline),
+                _plot(plots.pipeline(data.pipeline)),
             )
         )
     return out
@@ -419,20 +416,16 @@ def sections(data: MonitoringData, t: Thresholds) -> list[str]:
 
 def render(data: MonitoringData, alerts: list[Alert], run_id: str, t: Thresholds | None = None) -> str:
     t = t or Thresholds()
-    nav = "".join(f'<a href="#{anchor}">{escape(title)}</a>' for anchor, title in SECTIONS)
-    built = f"{data.now:%Y-%m-%d %H:%M} UTC"
     return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>shopguide monitoring · {built}</title><style>{CSS}</style></head><body>"
-        f'<header><h1>shopguide monitoring</h1><p class="meta">Built {built} for '
-        f"<code>{escape(str(data.home))}</code> · run <code>{escape(run_id)}</code></p>"
-        f'<nav><a href="#alerts">Alerts</a>{nav}</nav></header>'
-        + headline(data, alerts, t)
-        + alerts_table(alerts)
-        + "".join(sections(data, t))
-        + "<footer>The same figures are in <code>shopguide.prom</code> next to this file (Prometheus "
-        "text format). Built by <code>shopguide report</code> or the <code>monitoring_report</code> "
-        "asset.</footer>"
-        "</body></html>"
+        environment()
+        .get_template("report.html")
+        .render(
+            built=f"{data.now:%Y-%m-%d %H:%M} UTC",
+            home=str(data.home),
+            run_id=run_id,
+            nav=SECTIONS,
+            cards=headline(data, alerts, t),
+            alerts=alerts,
+            sections=sections(data, t),
+        )
     )

@@ -12,6 +12,7 @@ import functools
 import io
 import re
 from datetime import timedelta
+from html import escape
 
 import matplotlib
 import numpy as np
@@ -78,6 +79,8 @@ def to_svg(fig: Figure, name: str, label: str) -> str:
     text = re.sub(r"url\(#([^)]+)\)", rf"url(#{name}-\1)", text)
     text = re.sub(r'xlink:href="#([^"]+)"', rf'xlink:href="#{name}-\1"', text)
     text = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r"<svg\1", text, count=1)
+    # The page inserts this SVG as markup (reports/html.py): the one attribute added here is escaped too.
+    label = escape(label, quote=True)
     return text.replace("<svg", f'<svg class="plot" role="img" aria-label="{label}" data-plot="{name}"', 1)
 
 

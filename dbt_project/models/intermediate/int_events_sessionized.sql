@@ -9,7 +9,7 @@ shopper_events as (
 
     select
         *,
-        coalesce('user:' || user_id, 'guest:' || coalesce(session_id, event_id)) as actor_key
+        {{ actor_key() }} as actor_key
     from {{ ref('stg_shop__events') }}
     where event_type not in ('product_upserted', 'product_delisted')
 

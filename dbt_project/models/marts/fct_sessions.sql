@@ -20,7 +20,7 @@ events as (
     select * from {{ ref('int_events_sessionized') }}
     {% if is_incremental() %}
     where actor_key in (
-        select distinct coalesce('user:' || user_id, 'guest:' || coalesce(session_id, event_id))
+        select distinct {{ actor_key() }}
         from {{ ref('stg_shop__events') }}
         where {{ in_landing_window('landed_on') }}
           and event_type not in ('product_upserted', 'product_delisted')
