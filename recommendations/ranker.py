@@ -29,15 +29,19 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from recommendations.candidates import CandidateLimits, Generators
+from recommendations.candidates import CANDIDATE_BLOCK, CandidateLimits, Generators
 from recommendations.cold_start import choose_cold_start
 from recommendations.config import RecommendationConfig
-from recommendations.features import FEATURES, RANKED_SIGNALS, SIGNAL_FEATURES, FeatureContext
+from recommendations.features import FEATURES, RANKED_SIGNALS, FeatureContext
 from recommendations.inputs import RecInputs
 from recommendations.shop import ShopData, inputs_as_of
+from recommendations.topk import ranks_in_groups
 
 POLICIES = ("repurchase", "new_items")
-MODEL_FORMAT = 2  # 2: lists follow a diversity rule chosen in training (protected places)
+# 2: lists follow a diversity rule chosen in training (protected places); 3: candidates
+# proposed sparsely, co-occurrence rows capped per product past ~4,000 products
+# (recommendations.signals), so a large shop's "cooccurrence" feature is not the one before.
+MODEL_FORMAT = 3
 SMALL_WORKLOAD = 200_000  # candidate pairs; below it LightGBM runs on one thread
 
 
@@ -93,30 +97,17 @@ class CandidateBlock:
     features: np.ndarray  # pairs × FEATURES, float32 (NaN = unknown)
 
 
-def _ranks_within(users: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """1 for each shopper's highest value, 2 for the next, ... (pairs grouped by shopper)."""
-    order = np.lexsort((-values, users))
-    starts = np.r_[0, np.flatnonzero(np.diff(users[order])) + 1]
-    lengths = np.diff(np.r_[starts, len(users)])
-    ranks = np.empty(len(users), dtype=np.float32)
-    ranks[order] = np.arange(len(users)) - np.repeat(starts, lengths) + 1
-    return ranks
-
-
 def candidate_blocks(generators: Generators, context: FeatureContext, rows: np.ndarray, exclude_bought: bool):
     """Yield the candidates and features of `rows`, a block of shoppers at a time."""
-    size = generators.block_users()
+    size = CANDIDATE_BLOCK
     for start in range(0, len(rows), size):
-        block = rows[start : start + size]
-        signals = generators.signals(block)
-        chosen = generators.candidates(block, signals, exclude_bought)
-        local, products = (np.array(t.numpy(), dtype=np.int64) for t in chosen.nonzero(as_tuple=True))
-        if len(local) == 0:
+        proposed = generators.propose(rows[start : start + size], exclude_bought)
+        users, products = proposed.users, proposed.products
+        if len(users) == 0:
             continue  # nothing to propose to this block (an empty catalog)
-        users = block[local]
-        columns = {name: signals[name][local, products].numpy() for name in SIGNAL_FEATURES}
+        columns = dict(proposed.signals)
         for name in RANKED_SIGNALS:
-            columns[f"{name}_rank"] = _ranks_within(users, columns[name])
+            columns[f"{name}_rank"] = ranks_in_groups(users, columns[name])
         columns.update(context.pair_features(users, products))
         features = np.column_stack([columns[name] for name in FEATURES]).astype(np.float32)
         yield CandidateBlock(users, products, features)
@@ -188,7 +179,7 @@ def training_set(
         truth = truth_rows(inputs, _window_purchases(data, cutoff, end))
         if truth.is_empty():
             continue
-        generators = Generators.fit(inputs, settings.limits)
+        generators = Generators.fit(inputs, settings.limits, settings.threads)
         if index == 0:
             cold_start = choose_cold_start(generators, truth)
             holdout_catalog = int(inputs.recommendable.sum())
@@ -298,7 +289,7 @@ def list_order(
     shopper: the model's `protected` best first, in its order, then the rest by penalised score."""
     key = penalised(scores.astype(np.float64), features, penalty)
     if protected > 0:
-        rank = _ranks_within(users, scores)
+        rank = ranks_in_groups(users, scores)
         key = np.where(rank <= protected, _PROTECTED_KEY - rank, key)
     return key
 
