@@ -68,6 +68,7 @@ def rank_users(
     position = np.flatnonzero(personal)
     if len(position):
         context = context or FeatureContext.build(inputs)
+        exposure = model.exposure_by_row(policy, inputs.product_ids)
         ranked_rows = rows[position]
         for block in candidate_blocks(generators, context, rows[position], exclude_bought):
             if booster is not None:
@@ -77,9 +78,9 @@ def rank_users(
                 info = model.info[policy]
                 order_key = list_order(
                     predicted,
-                    block.features,
+                    exposure[block.products],
                     block.users,
-                    info.get("popularity_penalty", 0.0),
+                    info.get("exposure_penalty", 0.0),
                     info.get("protected_places", 0),
                 )
             else:
