@@ -34,6 +34,15 @@ def cold_start_scores(generators: Generators, name: str, rows: np.ndarray) -> np
     return np.broadcast_to(scores, (len(rows), len(scores)))
 
 
+def cold_start_list(generators: Generators, name: str, row: int) -> tuple[np.ndarray, np.ndarray]:
+    """The named list as shopper `row` sees it (the same for their whole segment): every
+    recommendable product, best first (equal scores: the lower product row), and the scores."""
+    scores = cold_start_scores(generators, name, np.array([row]))[0]
+    products = np.flatnonzero(generators.inputs.recommendable)
+    products = products[np.argsort(-scores[products], kind="stable")]
+    return products, scores[products]
+
+
 def top_k(scores: np.ndarray, allowed: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     # Copies: the scores may be a read-only broadcast view, and masked_fill allocates anyway.
     masked = torch.from_numpy(np.array(scores, dtype=np.float32)).masked_fill(

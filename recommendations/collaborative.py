@@ -19,6 +19,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from recommendations.inputs import RecInputs
+from recommendations.topk import top_per_row
 
 # Similarity entries (one float32 and one int32 each) a block may hold before top-n pruning:
 # 2**24 entries ≈ 128 MB at worst.
@@ -31,29 +32,6 @@ def interactions(inputs: RecInputs) -> sp.csr_matrix:
     binary.data = (binary.data > 0).astype(np.float32)
     binary.eliminate_zeros()
     return binary.tocsr()
-
-
-def top_per_row(matrix: sp.csr_matrix, n: int) -> sp.csr_matrix:
-    """Keep each row's `n` largest stored values; ties at the cut keep the lowest columns, so
-    the result does not depend on how entries happen to be stored."""
-    matrix = matrix.tocsr()
-    lengths = np.diff(matrix.indptr)
-    keep = np.ones(matrix.nnz, dtype=bool)
-    for row in np.flatnonzero(lengths > n):
-        start, stop = matrix.indptr[row], matrix.indptr[row + 1]
-        values = matrix.data[start:stop]
-        if n == 0:
-            keep[start:stop] = False
-            continue
-        cut = np.partition(values, len(values) - n)[len(values) - n]  # the n-th largest
-        tied = np.flatnonzero(values == cut)
-        surplus = tied[
-            np.argsort(matrix.indices[start:stop][tied], kind="stable")[n - (values > cut).sum() :]
-        ]
-        keep[start:stop] = values >= cut
-        keep[start + surplus] = False
-    indptr = np.r_[0, np.cumsum(np.minimum(lengths, n))]
-    return sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
 
 
 def row_blocks(entries: np.ndarray, budget: int) -> list[tuple[int, int]]:

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from recommendations.candidates import Generators
-from recommendations.cold_start import cold_start_scores, top_k
+from recommendations.cold_start import cold_start_list
 from recommendations.features import FEATURES, FeatureContext
 from recommendations.ranker import RankerModel, candidate_blocks, list_order, threads_for
+from recommendations.topk import ranks_in_groups
 
 
 @dataclass
@@ -56,7 +57,7 @@ def rank_users(
     rank several policies without fitting them again."""
     if len(rows) > 1 and (np.diff(rows) <= 0).any():
         raise ValueError("rank_users needs sorted, distinct user rows")
-    generators = generators or Generators.fit(inputs, model.settings.limits)
+    generators = generators or Generators.fit(inputs, model.settings.limits, model.settings.threads)
     exclude_bought = policy == "new_items"
     booster = model.boosters.get(policy)
     n = len(rows)
@@ -67,6 +68,7 @@ def rank_users(
     position = np.flatnonzero(personal)
     if len(position):
         context = context or FeatureContext.build(inputs)
+        exposure = model.exposure_by_row(policy, inputs.product_ids)
         ranked_rows = rows[position]
         for block in candidate_blocks(generators, context, rows[position], exclude_bought):
             if booster is not None:
@@ -76,47 +78,50 @@ def rank_users(
                 info = model.info[policy]
                 order_key = list_order(
                     predicted,
-                    block.features,
+                    exposure[block.products],
                     block.users,
-                    info.get("popularity_penalty", 0.0),
+                    info.get("exposure_penalty", 0.0),
                     info.get("protected_places", 0),
                 )
             else:
                 predicted = order_key = heuristic_scores(block.features)
-            order = np.lexsort((block.products, -order_key, block.users))
-            users = block.users[order]
-            starts = np.r_[0, np.flatnonzero(np.diff(users)) + 1]
-            rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
-            keep = rank < k
-            chosen = order[keep]
+            # Highest key first; equal keys: the lower product (pairs come products ascending).
+            rank = ranks_in_groups(block.users, order_key).astype(np.int64) - 1
+            chosen = np.flatnonzero(rank < k)
             slot = position[np.searchsorted(ranked_rows, block.users[chosen])]
-            products[slot, rank[keep]] = block.products[chosen]
-            scores[slot, rank[keep]] = predicted[chosen]
+            products[slot, rank[chosen]] = block.products[chosen]
+            scores[slot, rank[chosen]] = predicted[chosen]
             if explain:
-                features[slot, rank[keep]] = block.features[chosen]
+                features[slot, rank[chosen]] = block.features[chosen]
     _fill_cold_start(model, generators, rows, products, scores, exclude_bought)
     return RankedLists(rows, products, scores, personal, features)
 
 
 def _fill_cold_start(model, generators, rows, products, scores, exclude_bought) -> None:
     """Shoppers without history get the cold-start list; short personal lists are topped up
-    from it (never repeating a product)."""
+    from it (never repeating a product). The list is the same for every shopper of a segment
+    (the shop, or a country): it is ranked once per segment, never per shopper."""
     inputs = generators.inputs
-    k = products.shape[1]
     short = np.flatnonzero((products < 0).any(axis=1))
-    size = generators.block_users()
-    for start in range(0, len(short), size):
-        slots = short[start : start + size]
-        allowed = np.broadcast_to(inputs.recommendable, (len(slots), inputs.products.height)).copy()
-        if exclude_bought:
-            bought = inputs.purchased[rows[slots]].tocoo()
-            allowed[bought.row, bought.col] = False
-        taken = products[slots]
-        has = taken >= 0
-        allowed[np.repeat(np.arange(len(slots)), k)[has.ravel()], taken[has]] = False
-        fill, values = top_k(cold_start_scores(generators, model.cold_start["list"], rows[slots]), allowed, k)
-        for i, slot in enumerate(slots):
+    name = model.cold_start["list"]
+    segment = generators.user_country[rows[short]] if name == "country_30d" else np.zeros(len(short), int)
+    for code in np.unique(segment):
+        slots = short[segment == code]
+        ranked, values = cold_start_list(generators, name, rows[slots[0]])
+        bought = inputs.purchased[rows[slots]] if exclude_bought else None
+        untouched = (products[slots] < 0).all(axis=1)
+        if bought is not None:
+            untouched &= np.diff(bought.indptr) == 0
+        fill = min(products.shape[1], len(ranked))
+        products[slots[untouched], :fill] = ranked[:fill]
+        scores[slots[untouched], :fill] = values[:fill] - 1e3  # always after personal picks
+        for i in np.flatnonzero(~untouched):  # a short personal list, or purchases to skip
+            slot = slots[i]
+            skip = products[slot][products[slot] >= 0]
+            if bought is not None:
+                skip = np.r_[skip, bought.indices[bought.indptr[i] : bought.indptr[i + 1]]]
             free = np.flatnonzero(products[slot] < 0)
-            extra = fill[i][fill[i] >= 0][: len(free)]
-            products[slot, free[: len(extra)]] = extra
-            scores[slot, free[: len(extra)]] = values[i][: len(extra)] - 1e3  # always after personal picks
+            head = np.arange(min(len(ranked), len(free) + len(skip)))
+            extra = head[~np.isin(ranked[head], skip)][: len(free)]
+            products[slot, free[: len(extra)]] = ranked[extra]
+            scores[slot, free[: len(extra)]] = values[extra] - 1e3

@@ -15,6 +15,8 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from recommendations.topk import top_per_row
+
 POPULARITY_EVENT_WEIGHTS = {"purchase": 1.0, "add_to_cart": 0.3, "view": 0.05}
 
 
@@ -22,10 +24,24 @@ POPULARITY_EVENT_WEIGHTS = {"purchase": 1.0, "add_to_cart": 0.3, "view": 0.05}
 # at a time, so memory holds the result and one block, not the product's several full-size
 # intermediates (at 10M events those took the offline evaluation past 9 GB).
 COOCCURRENCE_BLOCK = 2048
+# Pairs the co-occurrence matrix may hold (160 MB): each product keeps its strongest
+# max(COOCCURRENCE_MIN_NEIGHBORS, COOCCURRENCE_PAIRS / products) neighbours. A best-seller
+# co-occurs with nearly everything, so uncapped rows make history × co-occurrence as wide as
+# the catalog for every shopper who bought one; the cap bounds both memory and that product
+# (100k products: 200 neighbours each). Online Retail's 3,800 products keep every pair.
+COOCCURRENCE_PAIRS = 20_000_000
+COOCCURRENCE_MIN_NEIGHBORS = 50
+
+
+def cooccurrence_neighbors(n_products: int) -> int:
+    """How many neighbours each product keeps in the co-occurrence matrix."""
+    return max(COOCCURRENCE_MIN_NEIGHBORS, COOCCURRENCE_PAIRS // max(n_products, 1))
 
 
 def cooccurrence_matrix(session_products: pl.DataFrame, n_products: int) -> sp.csr_matrix:
-    """session_products (session_key, row) → products × products, cosine-normalised, zero diagonal."""
+    """session_products (session_key, row) → products × products, cosine-normalised, zero
+    diagonal, each row keeping its `cooccurrence_neighbors` largest values (ties: the lowest
+    columns)."""
     pairs = session_products.unique()
     if pairs.is_empty():
         return sp.csr_matrix((n_products, n_products), dtype=np.float32)
@@ -39,13 +55,15 @@ def cooccurrence_matrix(session_products: pl.DataFrame, n_products: int) -> sp.c
     occurrences = np.asarray(baskets.sum(axis=0)).ravel()
     scale = 1.0 / np.sqrt(np.maximum(occurrences, 1.0))
     by_product = baskets.T.tocsr()
+    neighbors = cooccurrence_neighbors(n_products)
     pieces = []
     for start in range(0, n_products, COOCCURRENCE_BLOCK):
         counts = (by_product[start : start + COOCCURRENCE_BLOCK] @ baskets).tocoo()
         off_diagonal = counts.col != counts.row + start
         row, col = counts.row[off_diagonal], counts.col[off_diagonal]
         values = (counts.data[off_diagonal] * scale[row + start] * scale[col]).astype(np.float32)
-        pieces.append(sp.csr_matrix((values, (row, col)), shape=(counts.shape[0], n_products)))
+        piece = sp.csr_matrix((values, (row, col)), shape=(counts.shape[0], n_products))
+        pieces.append(top_per_row(piece, neighbors) if np.diff(piece.indptr).max() > neighbors else piece)
     return sp.vstack(pieces, format="csr", dtype=np.float32)
 
 

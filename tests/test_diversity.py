@@ -1,14 +1,18 @@
-"""The list order's diversity rule: the model's first places are kept, the popularity penalty
+"""The list order's diversity rule: the model's first places are kept, the exposure penalty
 reorders only what follows, and training picks the cheapest rule that reaches the catalog
-coverage goal (or none, when the goal costs too much accuracy)."""
+coverage target (or none, when the goal costs too much accuracy)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from recommendations.features import FEATURES
+from datetime import datetime
+
 from recommendations.ranker import (
+    COVERAGE_TARGET,
     MIN_COVERAGE,
+    RankerModel,
     RankerSettings,
     TrainingSet,
     choose_diversity,
@@ -49,7 +53,13 @@ def popular_and_tail_shop(positive_ranks: list[int], shoppers: int = 4) -> Train
         users=table[:, 0].astype(np.int64),
         products=table[:, 1].astype(np.int64),
         holdout_catalog=40,
+        holdout_product_ids=[f"P{row}" for row in range(40)],
     )
+
+
+def best_sellers_shown(data: TrainingSet) -> np.ndarray:
+    """Per pair: its product's exposure in the plain lists (every shopper sees the ten)."""
+    return (data.products < 10).astype(np.float64)
 
 
 def top10(key: np.ndarray, users: np.ndarray, products: np.ndarray, user: int) -> list[int]:
@@ -60,29 +70,57 @@ def top10(key: np.ndarray, users: np.ndarray, products: np.ndarray, user: int) -
 def test_protected_places_keep_the_models_order_and_the_penalty_reorders_the_rest():
     data = popular_and_tail_shop([1])
     scores = ScoreColumn().predict(data.features)
-    plain = list_order(scores, data.features, data.users, penalty=0.0, protected=0)
+    exposure = best_sellers_shown(data)
+    plain = list_order(scores, exposure, data.users, penalty=0.0, protected=0)
     assert top10(plain, data.users, data.products, 0) == list(range(10))
     # A heavy penalty alone puts the never-sold products above every best-seller ...
-    penalised = list_order(scores, data.features, data.users, penalty=2.0, protected=0)
+    penalised = list_order(scores, exposure, data.users, penalty=2.0, protected=0)
     assert top10(penalised, data.users, data.products, 0)[:5] == [10, 11, 12, 13, 14]
     # ... protecting three places keeps the model's first three on top, in its order.
-    protected = list_order(scores, data.features, data.users, penalty=2.0, protected=3)
+    protected = list_order(scores, exposure, data.users, penalty=2.0, protected=3)
     assert top10(protected, data.users, data.products, 0) == [0, 1, 2, 10, 11, 12, 13, 14, 3, 4]
 
 
-def test_training_picks_the_cheapest_rule_that_reaches_the_coverage_goal():
+def test_training_picks_the_cheapest_rule_that_reaches_the_coverage_target():
     # Bought at the model's first two places: a penalty costs nothing while those stay on top.
     data = popular_and_tail_shop([1, 2])
     info: dict = {}
-    penalty, protected = choose_diversity(
+    penalty, protected, exposure = choose_diversity(
         ScoreColumn(), data, np.ones(len(data.labels), dtype=bool), info, RankerSettings()
     )
-    # 0.05·log(1001) = 0.35 keeps the 10th best-seller (1 − 0.35) above the tail (0.5); 0.1
-    # lets one never-sold product per shopper in: 9 + 4 = 13 of 40 products, 32.5%.
-    assert penalty == 0.1
-    chosen = info["holdout_diversity"][f"{penalty}/{protected}"]
-    assert chosen == {"ndcg@10": 1.0, "coverage@10": 0.325} and chosen["coverage@10"] >= MIN_COVERAGE
-    assert info["holdout_diversity"]["0.0/0"]["coverage@10"] == 0.25
+    tried = info["holdout_diversity"]
+    # Everyone's plain top 10 is the ten best-sellers: exposure 1, penalty · log(1001) = 6.9 ·
+    # penalty. 0.1 lets one never-sold product per shopper in: 9 + 4 = 13 of 40, 32.5%, which
+    # reaches the goal but not the target; 0.3 lets two in (8 + 8 = 16, 40%) at no NDCG cost.
+    assert tried["0.1/0"]["coverage@10"] == 0.325 and MIN_COVERAGE < 0.325 < COVERAGE_TARGET
+    assert penalty == 0.3
+    assert tried[f"{penalty}/{protected}"] == {"ndcg@10": 1.0, "coverage@10": 0.4}
+    assert tried["0.0/0"]["coverage@10"] == 0.25
+    # The exposure goes with the model by product id: the ten best-sellers, shown to all.
+    assert exposure == {f"P{row}": 1.0 for row in range(10)}
+
+
+def test_a_rule_short_of_the_target_is_taken_when_the_budget_allows_no_more():
+    # Bought at the model's 9th place: pushing out the 9th best-seller (penalty 0.3) costs more
+    # than the budget, so the best affordable coverage (32.5%) is taken.
+    data = popular_and_tail_shop([9])
+    info: dict = {}
+    penalty, protected, _ = choose_diversity(
+        ScoreColumn(), data, np.ones(len(data.labels), dtype=bool), info, RankerSettings()
+    )
+    assert info["holdout_diversity"][f"{penalty}/{protected}"]["coverage@10"] == 0.325
+    assert info["holdout_diversity"]["0.3/0"]["ndcg@10"] < 0.9 * info["holdout_diversity"]["0.0/0"]["ndcg@10"]
+
+
+def test_exposure_follows_product_ids_through_save_and_load(tmp_path):
+    model = RankerModel(
+        RankerSettings(), datetime(2024, 1, 1), {"repurchase": None, "new_items": None},
+        {"list": "popular_30d", "scores": {}}, {}, exposure={"new_items": {"B": 0.5, "C": 0.25}},
+    )
+    loaded = RankerModel.load(model.save(tmp_path))
+    # Another day's catalog: rows differ, a new product ("D") was never shown.
+    assert loaded.exposure_by_row("new_items", ["C", "D", "B"]).tolist() == [0.25, 0.0, 0.5]
+    assert loaded.exposure_by_row("repurchase", ["C"]).tolist() == [0.0]
 
 
 def test_no_rule_is_applied_when_the_coverage_goal_costs_too_much_accuracy():
@@ -92,7 +130,7 @@ def test_no_rule_is_applied_when_the_coverage_goal_costs_too_much_accuracy():
     chosen = choose_diversity(
         ScoreColumn(), data, np.ones(len(data.labels), dtype=bool), info, RankerSettings()
     )
-    assert chosen == (0.0, 0)
+    assert chosen == (0.0, 0, {})
     reaching = [v for v in info["holdout_diversity"].values() if v["coverage@10"] >= MIN_COVERAGE]
     assert reaching and all(
         v["ndcg@10"] < info["holdout_diversity"]["0.0/0"]["ndcg@10"] * 0.9 for v in reaching

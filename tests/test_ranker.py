@@ -66,10 +66,9 @@ def toy():
 
 def proposed(inputs, row, limits, exclude_bought=False) -> set[str]:
     generators = Generators.fit(inputs, limits)
-    rows = np.array([row])
-    chosen = generators.candidates(rows, generators.signals(rows), exclude_bought)
-    ids = np.asarray(inputs.product_ids)
-    return set(ids[chosen[0].numpy()].tolist())
+    proposed = generators.propose(np.array([row]), exclude_bought)
+    assert (proposed.users == row).all()
+    return set(np.asarray(inputs.product_ids)[proposed.products].tolist())
 
 
 def test_each_generator_proposes_what_it_should(toy):
@@ -154,7 +153,18 @@ def test_training_labels_never_use_an_event_at_or_after_their_cutoff(monkeypatch
 
 
 def test_the_ranker_beats_buy_again_where_the_cycle_matters():
-    result = evaluate(cycling_shop(), cutoff=(START + timedelta(days=120)).date(), window_days=14)
+    # Labels over the 14 days the test window spans. With the default 30-day windows the
+    # oldest cut-offs predate the shop's current cycle and training is a lottery on this
+    # 120-shopper shop: over LightGBM seeds 0-9 the ranker scored NDCG@10 0.04-0.60 (mean
+    # 0.26, under buy-again's 0.43; only seed 0 cleared 1.2x), and changing only how ties
+    # between equal best-sellers are broken moved seed 0 from 0.60 to 0.47 or 0.68. With
+    # 14-day labels it scores 0.74-0.75 whatever the seed.
+    result = evaluate(
+        cycling_shop(),
+        cutoff=(START + timedelta(days=120)).date(),
+        window_days=14,
+        ranker_settings=RankerSettings(label_window_days=14),
+    )
     ranker = result.value(SHIPPED, "ndcg", 10)
     buy_again = result.value("buy_again_count", "ndcg", 10)
     assert ranker > 1.2 * buy_again, (ranker, buy_again)

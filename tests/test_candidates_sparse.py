@@ -1,0 +1,264 @@
+"""Sparse candidate generation: the building blocks against brute force, each generator
+against a dense reference (every shopper × every product) where no cap binds, known answers
+where a cap does (title neighbours), and memory that does not grow with the catalog."""
+
+from __future__ import annotations
+
+import tracemalloc
+from dataclasses import replace
+from datetime import timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+import scipy.sparse as sp
+
+import recommendations.candidates as candidates_module
+import recommendations.signals as signals_module
+from recommendations.candidates import CandidateLimits, Generators
+from recommendations.config import RecommendationConfig
+from recommendations.inner_product import InnerProductIndex
+from recommendations.neighbours import nearest_neighbours
+from recommendations.shop import inputs_as_of
+from recommendations.signals import cooccurrence_matrix
+from recommendations.topk import ranks_in_groups, top_in_rows
+from tests.shops import START, catalog, shop
+
+GENERATORS = ("history", "cooccurrence", "content", "new_products", "als", "ease", "popular", "country")
+NONE = CandidateLimits(**dict.fromkeys(GENERATORS, 0))
+
+
+# ---------------------------------------------------------------- building blocks
+
+
+def brute_top(values: np.ndarray, n: int) -> set[int]:
+    """Positions of the n largest values; ties: the lowest positions."""
+    return set(np.argsort(-values, kind="stable")[:n].tolist())
+
+
+def test_top_in_rows_keeps_each_rows_largest_and_breaks_ties_by_the_key_then_the_column():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(0, 40, 300)
+    lengths[:3] = [0, 1, 2000]  # an empty row, a short one, one far longer than the rest
+    indptr = np.r_[0, np.cumsum(lengths)]
+    values = rng.integers(0, 6, indptr[-1]).astype(np.float32)  # many ties
+    then = rng.integers(0, 3, indptr[-1]).astype(np.float32)
+    for n in (0, 1, 5, 39):
+        keep = top_in_rows(indptr, values, n)
+        broken = top_in_rows(indptr, values, n, then)  # ties: the higher `then` first
+        for row in range(len(lengths)):
+            start, stop = indptr[row], indptr[row + 1]
+            assert set(np.flatnonzero(keep[start:stop]).tolist()) == brute_top(values[start:stop], n)
+            order = np.lexsort((np.arange(stop - start), -then[start:stop], -values[start:stop]))
+            assert set(np.flatnonzero(broken[start:stop]).tolist()) == set(order[:n].tolist())
+
+
+def test_ranks_in_groups_rank_within_each_owner_and_the_earlier_pair_first_on_ties():
+    owner = np.array([0, 0, 0, 2, 2, 5])
+    values = np.array([0.5, 0.9, 0.5, 1.0, 3.0, -1.0])
+    assert ranks_in_groups(owner, values).tolist() == [2, 1, 3, 2, 1, 1]
+
+
+def test_the_inner_product_index_equals_a_full_scan_while_visiting_big_norms_first(monkeypatch):
+    import recommendations.inner_product as inner_product
+
+    monkeypatch.setattr(inner_product, "FIRST_STAGE", 7)  # several stages on a small catalog
+    rng = np.random.default_rng(1)
+    items = rng.standard_normal((300, 6)).astype(np.float32) * rng.pareto(1.0, (300, 1)).astype(np.float32)
+    ids = np.sort(rng.choice(1000, 300, replace=False))
+    queries = rng.standard_normal((25, 6)).astype(np.float32)
+    excluded = (rng.integers(0, 25, 40), rng.choice(ids, 40))
+    users, found, scores = InnerProductIndex(items, ids, 1000).top(queries, 12, excluded)
+    full = queries @ items.T
+    full[excluded[0], np.searchsorted(ids, excluded[1])] = -np.inf
+    for q in range(25):
+        assert np.allclose(np.sort(scores[users == q]), np.sort(full[q])[-12:], atol=1e-5)
+        assert set(found[users == q].tolist()) == set(ids[np.argsort(-full[q])[:12]].tolist())
+
+
+def test_nearest_neighbours_are_each_products_closest_targets_itself_included():
+    rng = np.random.default_rng(2)
+    vectors = rng.standard_normal((40, 5)).astype(np.float32)
+    targets = rng.random(40) < 0.6
+    for cells in (1, 30, 10_000):  # a row at a time, a few rows, everything at once
+        index = nearest_neighbours(vectors, targets, 4, cells=cells)
+        for row in range(40):
+            scores = np.where(targets, vectors @ vectors[row], -np.inf)
+            assert set(index[row].indices.tolist()) == brute_top(scores, 4)
+            assert np.allclose(index[row].data, scores[index[row].indices])
+
+
+def test_cooccurrence_rows_keep_their_strongest_neighbours_under_a_pairs_budget(monkeypatch):
+    rng = np.random.default_rng(3)
+    sessions, rows = rng.integers(0, 60, 400).astype(str), rng.integers(0, 30, 400)
+    pairs = pl.DataFrame({"session_key": sessions, "row": rows})
+    full = cooccurrence_matrix(pairs, 30).toarray()
+    monkeypatch.setattr(signals_module, "COOCCURRENCE_PAIRS", 30 * 4)
+    monkeypatch.setattr(signals_module, "COOCCURRENCE_MIN_NEIGHBORS", 1)
+    capped = cooccurrence_matrix(pairs, 30)
+    assert np.diff(capped.indptr).max() == 4  # 4 neighbours a product: 120 pairs in all
+    for row in range(30):
+        kept = capped[row].indices
+        assert np.allclose(capped[row].data, full[row, kept])  # the values are not approximated
+        assert set(kept.tolist()) == brute_top(full[row], 4) & set(np.flatnonzero(full[row]).tolist())
+
+
+# ---------------------------------------------------------------- the generators
+
+
+@pytest.fixture(scope="module")
+def small_shop():
+    """40 shoppers in two countries viewing and buying 50 products over 60 days; p0040-p0044
+    listed in the last 10 days, p0049 never recommendable."""
+    as_of = START + timedelta(days=60)
+    listed = {f"p{i:04d}": as_of - timedelta(days=10) for i in range(40, 45)}
+    products, vectors = catalog(50, seed=7, listed=listed)
+    products = products.with_columns(is_recommendable=pl.col("product_id") != "p0049")
+    rng = np.random.default_rng(7)
+    rows = []
+    for u in range(40):
+        for n in range(int(rng.integers(2, 12))):
+            product = int(rng.integers(0, 45 if n % 3 else 30))
+            at = START + timedelta(days=int(rng.integers(0, 59)), hours=n)
+            kind = "purchase" if rng.random() < 0.6 else "view"
+            rows.append((f"u{u:02d}", f"s{u}-{n // 3}", f"p{product:04d}", kind, at, "UK" if u % 3 else "FR"))
+    inputs = inputs_as_of(shop(rows, products, vectors), as_of, RecommendationConfig())
+    return inputs, Generators.fit(inputs, CandidateLimits())
+
+
+def dense_scores(generators: Generators, name: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(scores, tie-break) over every product, as the generator defines them."""
+    inputs = generators.inputs
+    history = inputs.history[rows].toarray()
+    if name == "history":
+        return history, inputs.popularity
+    if name == "cooccurrence":
+        return history @ inputs.cooccurrence.toarray(), None
+    if name in ("content", "new_products"):
+        return inputs.user_matrix[rows] @ inputs.product_matrix.T, None
+    if name == "als":
+        return generators.als.users[rows] @ generators.als.items.T, None
+    if name == "ease":
+        scores = np.zeros((len(rows), inputs.products.height), dtype=np.float32)
+        scores[:, generators.ease.kept] = generators.ease.x[rows] @ generators.ease.weights
+        return scores, None
+    if name == "popular":
+        return np.broadcast_to(generators.popular, (len(rows), len(generators.popular))), inputs.popularity
+    country = generators.user_country[rows]
+    by_country = generators.country_popularity[np.maximum(country, 0)] * (country >= 0)[:, None]
+    return by_country, generators.popular
+
+
+def dense_proposals(generators: Generators, name: str, rows: np.ndarray, exclude_bought: bool) -> set:
+    """The reference: every shopper scored against every product, the top few of the
+    allowed ones (ties: the tie-break's higher value, then the lower product row)."""
+    inputs = generators.inputs
+    n = getattr(generators.limits, name)
+    scores, then = dense_scores(generators, name, rows)
+    allowed = np.broadcast_to(inputs.recommendable, scores.shape).copy()
+    if exclude_bought:
+        allowed &= inputs.purchased[rows].toarray() == 0
+    if name == "new_products":
+        allowed &= generators.new_product
+    if name in ("content", "new_products"):
+        allowed &= inputs.has_vector[rows][:, None]
+    positive_only = name not in ("content", "new_products", "als")
+    out = set()
+    for i, row in enumerate(rows):
+        usable = np.flatnonzero(allowed[i] & ((scores[i] > 0) if positive_only else True))
+        tie = np.zeros(len(usable)) if then is None else -then[usable]
+        best = usable[np.lexsort((usable, tie, -scores[i][usable]))][:n]
+        out |= {(int(row), int(p)) for p in best}
+    return out
+
+
+def proposals(generators: Generators, rows: np.ndarray, exclude_bought: bool) -> set:
+    found = generators.propose(rows, exclude_bought)
+    return set(zip(found.users.tolist(), found.products.tolist(), strict=True))
+
+
+@pytest.mark.parametrize("exclude_bought", [False, True], ids=["repurchase", "new_items"])
+@pytest.mark.parametrize("name", GENERATORS)
+def test_each_sparse_generator_equals_the_dense_reference_where_no_cap_binds(
+    small_shop, name, exclude_bought
+):
+    inputs, fitted = small_shop
+    rows = np.flatnonzero(np.diff(inputs.history.indptr) > 0)
+    only = replace(fitted, limits=replace(NONE, **{name: getattr(CandidateLimits(), name)}))
+    assert proposals(only, rows, exclude_bought) == dense_proposals(only, name, rows, exclude_bought)
+
+
+def test_the_signals_at_each_pair_are_the_dense_scores_there(small_shop):
+    inputs, generators = small_shop
+    rows = np.flatnonzero(np.diff(inputs.history.indptr) > 0)
+    found = generators.propose(rows, exclude_bought=False)
+    at = np.searchsorted(rows, found.users)
+    for feature, name in [
+        ("history_weight", "history"),
+        ("cooccurrence", "cooccurrence"),
+        ("content", "content"),
+        ("als", "als"),
+        ("ease", "ease"),
+        ("country_popularity", "country"),
+    ]:
+        dense, _ = dense_scores(generators, name, rows)
+        assert np.allclose(found.signals[feature], dense[at, found.products], atol=1e-5), feature
+
+
+def test_content_from_title_neighbours_equals_the_scan_when_they_hold_every_target(small_shop, monkeypatch):
+    """Forced onto the large-catalog path with every product's neighbours kept and a pool as
+    large as the catalog, content (new products too) proposes what the exact scan does."""
+    inputs, _ = small_shop
+    monkeypatch.setattr(candidates_module, "CONTENT_SCAN", 0)
+    monkeypatch.setattr(candidates_module, "CONTENT_POOL", 50)
+    rows = np.flatnonzero(np.diff(inputs.history.indptr) > 0)
+    for name in ("content", "new_products"):
+        limits = replace(NONE, content_neighbors=50, **{name: getattr(CandidateLimits(), name)})
+        generators = Generators.fit(inputs, limits)
+        assert isinstance(generators.similar if name == "content" else generators.similar_new, sp.csr_matrix)
+        for exclude_bought in (False, True):
+            assert proposals(generators, rows, exclude_bought) == dense_proposals(
+                generators, name, rows, exclude_bought
+            )
+
+
+def test_title_neighbours_bring_a_new_product_to_the_shopper_of_its_twin(monkeypatch):
+    """The large-catalog path, where it approximates: a new product nobody bought reaches the
+    shopper who bought the product with (nearly) the same title vector, through the neighbours
+    of that purchase restricted to new products."""
+    monkeypatch.setattr(candidates_module, "CONTENT_SCAN", 0)
+    as_of = START + timedelta(days=30)
+    products, vectors = catalog(30, seed=11, listed={"p0029": as_of - timedelta(days=2)})
+    twin = np.asarray(vectors["vector"][3].to_list(), dtype=np.float32) + 0.01
+    is_new = pl.col("product_id") == "p0029"
+    twin_vector = pl.when(is_new).then(pl.lit(twin.tolist())).otherwise(pl.col("vector"))
+    vectors = vectors.with_columns(vector=twin_vector)
+    rows = [("u1", "b1", "p0003", "purchase", START + timedelta(days=20), "UK")]
+    rows += [(f"g{i}", f"g{i}", f"p{i:04d}", "purchase", START + timedelta(days=5), "UK") for i in range(25)]
+    inputs = inputs_as_of(shop(rows, products, vectors), as_of, RecommendationConfig())
+    generators = Generators.fit(inputs, replace(NONE, new_products=1, content=3, content_neighbors=3))
+    u1 = inputs.users.filter(pl.col("user_id") == "u1")["user_row"][0]
+    found = generators.propose(np.array([u1]), exclude_bought=True)
+    ids = set(np.asarray(inputs.product_ids)[found.products].tolist())
+    assert "p0029" in ids and "p0003" not in ids  # its twin, and never what u1 bought
+
+
+def test_proposing_for_a_block_never_holds_shoppers_times_the_catalog():
+    """100,000 products: a dense signal for 40 shoppers would be 16 MB, six of them 96 MB."""
+    n_products = 100_000
+    products, vectors = catalog(n_products, seed=12, dim=4)
+    rng = np.random.default_rng(12)
+    rows = [
+        (f"u{u:02d}", f"s{u}-{n}", f"p{int(p):04d}", "purchase", START + timedelta(days=int(d)), "UK")
+        for u in range(40)
+        for n, (p, d) in enumerate(zip(rng.integers(0, 2000, 5), rng.integers(0, 29, 5), strict=True))
+    ]
+    inputs = inputs_as_of(shop(rows, products, vectors), START + timedelta(days=30), RecommendationConfig())
+    generators = Generators.fit(inputs, replace(CandidateLimits(), als_factors=4, content=0, new_products=0))
+    users = np.flatnonzero(np.diff(inputs.history.indptr) > 0)
+    tracemalloc.start()
+    found = generators.propose(users, exclude_bought=True)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(found.users) >= 40 * CandidateLimits().popular
+    assert peak < 8_000_000, peak
