@@ -72,7 +72,8 @@ class GateSettings(Config, GateThresholds):
 class SettingsError(ShopguideError):
     """A recommender setting that does not validate, as one line naming the setting.
 
-    A ShopguideError (the CLI prints it as one line), deliberately not a ValueError: pydantic turns a ValueError raised inside validation into
+    A ShopguideError (the CLI prints it as one line), deliberately not a ValueError: pydantic
+    turns a ValueError raised inside validation into
     another multi-line ValidationError, while any other exception reaches the launchpad's run
     (and the CLI) as raised."""
 

@@ -325,7 +325,9 @@ def holdout_top10(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, pr
     return float(np.mean(dcg / ideal)), len(np.unique(products[top]))
 
 
-def list_exposure(scores: np.ndarray, groups: np.ndarray, products: np.ndarray, n_products: int) -> np.ndarray:
+def list_exposure(
+    scores: np.ndarray, groups: np.ndarray, products: np.ndarray, n_products: int
+) -> np.ndarray:
     """Per product row: the share of groups whose top 10 by `scores` shows it."""
     _, top, _ = _top10(scores, groups)
     return np.bincount(products[top], minlength=n_products) / max(len(groups), 1)

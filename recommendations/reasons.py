@@ -83,24 +83,67 @@ def reason_text(
     category: str | None,
 ) -> str:
     """One short sentence for a pick; `row` holds its FEATURES values."""
-    bought = row["baskets"] > 0
-    if family == "repeat" or (bought and family in ("popular", "like_you")):
-        if row["baskets"] >= 2 and np.isfinite(row["cycle_days"]):
-            every = _weeks(row["cycle_days"])
-            return "you buy this almost every day" if every == "day" else f"you buy this about every {every}"
-        if bought:
-            return "you bought this before"
-        return "you looked at this recently"
-    if family == "together" and anchor_together:
-        return f"bought with {anchor_together}"
-    if family == "new":
-        return f"new, similar to {anchor_similar}" if anchor_similar else "new in the shop"
-    if family == "similar" and anchor_similar:
-        return f"similar to {anchor_similar}"
-    if family == "like_you":
-        return "shoppers like you bought this"
-    if family == "country" and country:
-        return f"popular in {country} this month"
-    if np.isfinite(row["trend"]) and row["trend"] >= 1.5:
-        return "trending this week"
-    return f"popular in {category}" if category else "popular right now"
+    one = np.asarray([family], dtype=object)
+
+    def text(value: str | None) -> np.ndarray:
+        return np.asarray([value], dtype=object)
+
+    return str(
+        reason_texts(
+            one,
+            np.asarray([row["baskets"]], dtype=np.float64),
+            np.asarray([row["cycle_days"]], dtype=np.float64),
+            np.asarray([row["trend"]], dtype=np.float64),
+            text(anchor_together),
+            text(anchor_similar),
+            text(country),
+            text(category),
+        )[0]
+    )
+
+
+def reason_texts(
+    family: np.ndarray,
+    baskets: np.ndarray,
+    cycle_days: np.ndarray,
+    trend: np.ndarray,
+    anchor_together: np.ndarray,
+    anchor_similar: np.ndarray,
+    country: np.ndarray,
+    category: np.ndarray,
+) -> np.ndarray:
+    """A sentence per pick (arrays of one value per pick; the texts may be None). The first
+    rule that applies wins, in the order below; the rules are applied to whole arrays, since a
+    million shoppers' lists hold tens of millions of picks (one Python call per pick took
+    minutes there)."""
+    out = np.empty(len(family), dtype=object)
+    decided = np.zeros(len(family), dtype=bool)
+
+    def given(texts: np.ndarray) -> np.ndarray:
+        return np.fromiter((bool(t) for t in texts), dtype=bool, count=len(texts))
+
+    def put(applies: np.ndarray, sentence) -> None:
+        chosen = applies & ~decided
+        out[chosen] = sentence(chosen) if callable(sentence) else sentence
+        decided[chosen] = True
+
+    bought = baskets > 0
+    repeat = (family == "repeat") | (bought & np.isin(family, ("popular", "like_you")))
+    cycle = repeat & (baskets >= 2) & np.isfinite(cycle_days)
+    every = np.full(len(family), None, dtype=object)
+    every[cycle] = [_weeks(days) for days in cycle_days[cycle]]
+    put(cycle & (every == "day"), "you buy this almost every day")
+    put(cycle, lambda m: "you buy this about every " + every[m])
+    put(repeat & bought, "you bought this before")
+    put(repeat, "you looked at this recently")
+    together, similar = given(anchor_together), given(anchor_similar)
+    put((family == "together") & together, lambda m: "bought with " + anchor_together[m])
+    put((family == "new") & similar, lambda m: "new, similar to " + anchor_similar[m])
+    put(family == "new", "new in the shop")
+    put((family == "similar") & similar, lambda m: "similar to " + anchor_similar[m])
+    put(family == "like_you", "shoppers like you bought this")
+    put((family == "country") & given(country), lambda m: "popular in " + country[m] + " this month")
+    put(np.isfinite(trend) & (trend >= 1.5), "trending this week")
+    put(given(category), lambda m: "popular in " + category[m])
+    put(np.ones(len(family), dtype=bool), "popular right now")
+    return out

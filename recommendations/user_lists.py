@@ -6,12 +6,13 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from recommendations.candidates import Generators
 from recommendations.config import RecommendationConfig
-from recommendations.features import FEATURES
+from recommendations.features import FEATURES, FeatureContext
 from recommendations.inputs import RecInputs
 from recommendations.personal import rank_users
 from recommendations.ranker import RankerModel, threads_for
-from recommendations.reasons import driving_family, reason_text
+from recommendations.reasons import driving_family, reason_texts
 
 
 def cap_per_category(indices: np.ndarray, categories: np.ndarray, k: int, cap: int) -> np.ndarray:
@@ -54,24 +55,67 @@ def _anchors(inputs: RecInputs, rows: np.ndarray, picks: np.ndarray) -> tuple[np
     return together, similar
 
 
-def ranked_user_table(model: RankerModel, inputs: RecInputs, config: RecommendationConfig) -> pl.DataFrame:
+# Shoppers whose lists are built at once: the picks' features (block × k × FEATURES floats,
+# 20k × 200 × 32 × 4 bytes = 0.5 GB with a category cap) stay bounded whatever the shop's
+# size; a million shoppers' at once would hold 6.4 GB at k = 50 (25.6 GB with the cap).
+USER_BLOCK = 20_000
+
+
+def ranked_user_table(
+    model: RankerModel, inputs: RecInputs, config: RecommendationConfig, block: int = USER_BLOCK
+) -> pl.DataFrame:
     """One row per (shopper, rank): product, score, reason, source, for every known shopper."""
     policy = "repurchase" if config.allow_repurchase else "new_items"
-    rows = np.arange(inputs.users.height, dtype=np.int64)
+    shared = _SharedColumns(inputs)
+    generators = Generators.fit(inputs, model.settings.limits, model.settings.threads)
+    context = FeatureContext.build(inputs)
+    starts = range(0, max(inputs.users.height, 1), block)  # one (empty) block for no shoppers
+    frames = [
+        _user_block(
+            model,
+            inputs,
+            config,
+            policy,
+            shared,
+            generators,
+            context,
+            np.arange(start, min(start + block, inputs.users.height)),
+        )
+        for start in starts
+    ]
+    return pl.concat(frames).sort("user_id", "rank")
+
+
+class _SharedColumns:
+    """Per-product and per-shopper columns every block reads (built once)."""
+
+    def __init__(self, inputs: RecInputs):
+        self.titles = np.asarray(inputs.products["title"].fill_null("").to_list(), dtype=object)
+        self.categories = np.asarray(inputs.products["top_category"].to_list(), dtype=object)
+        self.cap_categories = np.asarray(
+            inputs.products["top_category"].fill_null("").to_list(), dtype=object
+        )
+        self.countries = np.asarray(inputs.users["country"].to_list(), dtype=object)
+        self.user_ids = np.asarray(inputs.users["user_id"].to_list(), dtype=object)
+        self.product_ids = np.asarray(inputs.product_ids, dtype=object)
+
+
+def _user_block(model, inputs, config, policy, shared, generators, context, rows) -> pl.DataFrame:
     wide = config.k if config.max_per_category is None else min(inputs.products.height, 4 * config.k)
-    ranked = rank_users(model, inputs, rows, wide, policy, explain=True)
+    ranked = rank_users(
+        model, inputs, rows, wide, policy, explain=True, generators=generators, context=context
+    )
     products, scores, features = ranked.products, ranked.scores, ranked.features
     if config.max_per_category is not None:
-        categories = np.asarray(inputs.products["top_category"].fill_null("").to_list(), dtype=object)
-        positions = cap_per_category(products, categories, config.k, config.max_per_category)
+        positions = cap_per_category(products, shared.cap_categories, config.k, config.max_per_category)
         valid = positions >= 0
         safe = np.maximum(positions, 0)
         products = np.where(valid, np.take_along_axis(products, safe, axis=1), -1)
         scores = np.where(valid, np.take_along_axis(scores, safe, axis=1), -np.inf)
         features = np.where(valid[:, :, None], np.take_along_axis(features, safe[:, :, None], axis=1), np.nan)
     keep = products >= 0
-    user_of = np.repeat(rows, products.shape[1]).reshape(products.shape)
-    picked_features = features[keep]
+    position_of = np.repeat(np.arange(len(rows)), products.shape[1]).reshape(products.shape)
+    picked = features[keep]
     personal_pick = keep & ranked.personal[:, None] & np.isfinite(features[:, :, 0])
     families = np.full(products.shape, "popular", dtype=object)
     families[personal_pick] = driving_family(
@@ -80,44 +124,34 @@ def ranked_user_table(model: RankerModel, inputs: RecInputs, config: Recommendat
         threads_for(int(personal_pick.sum()), model.settings),
     )
     together, similar = _anchors(inputs, rows, np.where(personal_pick, products, -1))
-    titles = np.asarray(inputs.products["title"].fill_null("").to_list(), dtype=object)
-    categories = np.asarray(inputs.products["top_category"].to_list(), dtype=object)
-    countries = np.asarray(inputs.users["country"].to_list(), dtype=object)
-    cold_list = model.cold_start["list"]
-    reasons, sources = [], []
-    for (u, j), pick in np.ndenumerate(products):
-        if pick < 0:
-            continue
-        if personal_pick[u, j]:
-            row = dict(zip(FEATURES, features[u, j].tolist(), strict=True))
-            reasons.append(
-                reason_text(
-                    families[u, j],
-                    row,
-                    titles[together[u, j]] if together[u, j] >= 0 else None,
-                    titles[similar[u, j]] if similar[u, j] >= 0 else None,
-                    countries[u],
-                    categories[pick],
-                )
-            )
-            sources.append("personal")
-        elif cold_list == "country_30d" and countries[u] is not None:
-            reasons.append(f"popular in {countries[u]} this month")
-            sources.append("fallback_segment")
-        else:
-            reasons.append("popular right now")
-            sources.append("fallback_global")
-    column = {
-        name: picked_features[:, FEATURES.index(name)] for name in ("content", "cooccurrence", "sold_30d")
-    }
-    user_ids = np.asarray(inputs.users["user_id"].to_list(), dtype=object)
-    product_ids = np.asarray(inputs.product_ids, dtype=object)
+    owner = position_of[keep]
+    countries = shared.countries[rows][owner]
+    reasons = reason_texts(
+        families[keep],
+        picked[:, FEATURES.index("baskets")].astype(np.float64),
+        picked[:, FEATURES.index("cycle_days")].astype(np.float64),
+        picked[:, FEATURES.index("trend")].astype(np.float64),
+        _titles(shared.titles, together[keep]),
+        _titles(shared.titles, similar[keep]),
+        countries,
+        shared.categories[products[keep]],
+    )
+    # Picks that are not personal (cold start, or topped up from it) say which list they came
+    # from: the shopper's country's best-sellers or the shop's.
+    fallback = ~personal_pick[keep]
+    segment = fallback & (model.cold_start["list"] == "country_30d") & np.not_equal(countries, None)
+    reasons[segment] = "popular in " + countries[segment] + " this month"
+    reasons[fallback & ~segment] = "popular right now"
+    sources = np.where(
+        personal_pick[keep], "personal", np.where(segment, "fallback_segment", "fallback_global")
+    )
+    column = {name: picked[:, FEATURES.index(name)] for name in ("content", "cooccurrence", "sold_30d")}
     ranks = np.broadcast_to(np.arange(1, products.shape[1] + 1), products.shape)
     frame = pl.DataFrame(
         {
-            "user_id": user_ids[user_of[keep]],
+            "user_id": shared.user_ids[rows][owner],
             "rank": ranks[keep],
-            "product_id": product_ids[products[keep]],
+            "product_id": shared.product_ids[products[keep]],
             "score": scores[keep].astype(np.float64),
             "content_score": np.nan_to_num(column["content"]).astype(np.float64),
             "graph_score": np.nan_to_num(column["cooccurrence"]).astype(np.float64),
@@ -125,9 +159,20 @@ def ranked_user_table(model: RankerModel, inputs: RecInputs, config: Recommendat
             "reason": reasons,
             "source": sources,
         },
-        schema_overrides={"user_id": pl.Utf8, "product_id": pl.Utf8, "reason": pl.Utf8, "rank": pl.Int64},
+        schema_overrides={
+            "user_id": pl.Utf8,
+            "product_id": pl.Utf8,
+            "reason": pl.Utf8,
+            "source": pl.Utf8,
+            "rank": pl.Int64,
+        },
     )
     # A cap can leave gaps in the ranks: number each list 1..n again.
-    return frame.with_columns(rank=pl.int_range(1, pl.len() + 1).over("user_id").cast(pl.Int64)).sort(
-        "user_id", "rank"
-    )
+    return frame.with_columns(rank=pl.int_range(1, pl.len() + 1).over("user_id").cast(pl.Int64))
+
+
+def _titles(titles: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The product titles at `rows`, None where a row is -1 (no anchor)."""
+    out = np.full(len(rows), None, dtype=object)
+    out[rows >= 0] = titles[rows[rows >= 0]]
+    return out

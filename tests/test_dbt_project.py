@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from shopguide.dbt_manifest import DBT_DIR, DBT_EXECUTABLE
+from core.dbt_manifest import DBT_DIR, DBT_EXECUTABLE
 from warehouse.ingest import ingest_landing_day
 from warehouse.store import connect, ensure_event_log, replace_partition
 
@@ -136,8 +136,8 @@ class Dbt:
         return subprocess.run(command, env=self.env, capture_output=True, text=True)
 
     def build(self, first: date, last: date | None = None) -> None:
-        # The pipeline's own arguments (orchestration/dbt_args.py).
-        from orchestration.dbt_args import dbt_build_args
+        # The pipeline's own arguments (assets/dbt_args.py).
+        from assets.dbt_args import dbt_build_args
 
         result = self(*dbt_build_args(first, last or first))
         assert result.returncode == 0, result.stdout[-3000:]

@@ -4,11 +4,11 @@ coverage target (or none, when the goal costs too much accuracy)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 
 from recommendations.features import FEATURES
-from datetime import datetime
-
 from recommendations.ranker import (
     COVERAGE_TARGET,
     MIN_COVERAGE,
@@ -114,8 +114,12 @@ def test_a_rule_short_of_the_target_is_taken_when_the_budget_allows_no_more():
 
 def test_exposure_follows_product_ids_through_save_and_load(tmp_path):
     model = RankerModel(
-        RankerSettings(), datetime(2024, 1, 1), {"repurchase": None, "new_items": None},
-        {"list": "popular_30d", "scores": {}}, {}, exposure={"new_items": {"B": 0.5, "C": 0.25}},
+        RankerSettings(),
+        datetime(2024, 1, 1),
+        {"repurchase": None, "new_items": None},
+        {"list": "popular_30d", "scores": {}},
+        {},
+        exposure={"new_items": {"B": 0.5, "C": 0.25}},
     )
     loaded = RankerModel.load(model.save(tmp_path))
     # Another day's catalog: rows differ, a new product ("D") was never shown.
