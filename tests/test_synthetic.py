@@ -12,7 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shopguide.sources.synthetic import NoShopToContinue, SyntheticConfig, continue_shop, generate
+from shopguide.sources.synthetic import (
+    NoShopToContinue,
+    SyntheticConfig,
+    SyntheticSummary,
+    continue_shop,
+    generate,
+)
 from warehouse.envelope import EVENT_TYPES, Window
 from warehouse.ingest import ingest_lines
 from warehouse.landing import landing_days, landing_files, read_lines
@@ -334,7 +340,13 @@ def test_a_continued_shop_keeps_its_catalog_and_shoppers_and_never_reuses_an_id(
     generate(root, shop)
     old_days = set(landing_days(root))
     old = distinct(load(root))
-    added = continue_shop(root, days=2, events=800)
+    # Two continuations: the second must replay the first one's price changes.
+    parts = [continue_shop(root, days=1, events=400), continue_shop(root, days=1, events=400)]
+    added = SyntheticSummary(
+        events=sum(p.events for p in parts),
+        duplicates=sum(p.duplicates for p in parts),
+        malformed=sum(p.malformed for p in parts),
+    )
     lines = [x for x in load(root) if x.landing_day not in old_days]
     assert min(x.landing_day for x in lines) == max(old_days) + timedelta(days=1)
     # Nothing landed before the continuation is touched; its days come after them all.

@@ -1,7 +1,7 @@
 """Day by day: the shoppers' sessions as funnels, returns, and the catalog's operations.
 
-- users with a home country and Dirichlet affinities over top categories; guests
-  (no user_id) browse by overall category popularity;
+- registered shoppers (`shoppers.py`) pick a session's categories by their tastes;
+  guests (no user_id) by overall category popularity;
 - sessions as funnels: optional searches (query text from the category vocabulary,
   product_id null), views (Zipf popularity within the focus leaf/top category), some
   add_to_cart, fewer remove_from_cart, purchases of the carted items at the day's
