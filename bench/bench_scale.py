@@ -255,9 +255,7 @@ def bench_shop(events: int, home: Path, env_extra: dict[str, str], new_day: bool
     require(generated)
     lines = landed_lines(paths.landing)
     first, last = landing_span(paths.landing)
-    say(
-        f"[{label(events)}] generated {lines:,} lines, {first}..{last} in {generated.seconds:.0f} s"
-    )
+    say(f"[{label(events)}] generated {lines:,} lines, {first}..{last} in {generated.seconds:.0f} s")
     backfill = run_child(
         "backfill", shopguide("backfill", "--start", first.isoformat(), "--end", last.isoformat()), env, logs
     )
