@@ -133,10 +133,18 @@ def import_online_retail(
 @app.command()
 @friendly_errors
 def generate(
-    events: Annotated[int, typer.Option(help="Events to generate (1,000 to 10,000,000).")] = 100_000,
+    events: Annotated[
+        int | None,
+        typer.Option(
+            help="Events to generate (1,000 to 10,000,000; default 100,000). With --continue: over "
+            "the new days (default: the shop's daily average per day)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed writes the same files.")] = 42,
     start_date: Annotated[str, typer.Option(help="First day events occur on (YYYY-MM-DD).")] = "2024-01-01",
-    days: Annotated[int, typer.Option(help="Number of days.")] = 30,
+    days: Annotated[
+        int | None, typer.Option(help="Number of days (default 30; with --continue, 1).", show_default=False)
+    ] = None,
     products: Annotated[
         int | None,
         typer.Option(help="Catalog size, 1 to 1,000,000 (default: events / 200, within 200 to 50,000)."),
@@ -149,16 +157,28 @@ def generate(
     ] = None,
     malformed_share: Annotated[float, typer.Option(help="Share of deliberately malformed lines.")] = 0.001,
     fmt: Annotated[str, typer.Option("--format", help="jsonl or parquet.")] = "jsonl",
+    continue_: Annotated[
+        bool,
+        typer.Option(
+            "--continue",
+            help="Append days to the shop generated before under this home: same catalog, shoppers, "
+            "seed and format; event ids after its last one; days after its last landing day.",
+        ),
+    ] = False,
 ) -> None:
     """Write synthetic landing files (views, carts, searches, late and duplicate events)."""
+    home = writable_home()
+    if days is not None and days < 1:
+        raise UserError("--days must be at least 1.")
+    if continue_:
+        _continue_shop(home, events, days or 1)
+        return
     from shopguide.sources.synthetic import SyntheticConfig
     from shopguide.sources.synthetic import generate as run_generate
 
-    home = writable_home()
+    events = 100_000 if events is None else events
     if not 1_000 <= events <= 10_000_000:
         raise UserError(f"--events {events} is out of range: use 1,000 to 10,000,000.")
-    if days < 1:
-        raise UserError("--days must be at least 1.")
     if products is not None and not 1 <= products <= 1_000_000:
         raise UserError(f"--products {products} is out of range: use 1 to 1,000,000.")
     if shoppers is not None and not 1 <= shoppers <= 10_000_000:
@@ -169,16 +189,34 @@ def generate(
         events=events,
         seed=seed,
         start_date=parse_day(start_date, "--start-date"),
-        days=days,
+        days=days or 30,
         products=products,
         users=shoppers,
         malformed_share=malformed_share,
     )
-    summary = run_generate(home.landing, config, fmt=fmt)
+    _report_generated(run_generate(home.landing, config, fmt=fmt), home)
+
+
+def _continue_shop(home: Paths, events: int | None, days: int) -> None:
+    """`generate --continue`: the shop's own options apply; only --events and --days count."""
+    from shopguide.sources.synthetic import NoShopToContinue, continue_shop
+
+    if events is not None and not 1 <= events <= 10_000_000:
+        raise UserError(f"--events {events} is out of range: use 1 to 10,000,000.")
+    try:
+        summary = continue_shop(home.landing, days=days, events=events)
+    except NoShopToContinue as error:
+        raise UserError(f"{error}: run `shopguide generate` first.") from None
+    _report_generated(summary, home)
+
+
+def _report_generated(summary, home: Paths) -> None:
+    days = sorted({p.parent.name for p in summary.files})
+    span = f" for landing days {days[0]}..{days[-1]}" if days else ""
     typer.echo(
         f"{summary.lines_written():,} lines ({summary.events:,} events, {summary.duplicates:,} "
         f"duplicates, {summary.malformed:,} malformed, {summary.late:,} late) in "
-        f"{len(summary.files)} files under {home.landing}"
+        f"{len(summary.files)} files under {home.landing}{span}"
     )
 
 

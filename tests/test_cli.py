@@ -42,6 +42,7 @@ def test_every_command_has_help(command):
         (["generate", "--products", "0"], "--products 0 is out of range"),
         (["generate", "--shoppers", "10000001"], "--shoppers 10000001 is out of range"),
         (["generate", "--events", "1000", "--products", "5000"], "cannot hold the catalog"),
+        (["generate", "--continue"], "no synthetic shop to continue"),
         (["status"], "No warehouse at"),
         (["search", "mug"], "No product embeddings yet"),
         (["search", "mug", "--mode", "semantic"], "use one of vector, hybrid, text"),
@@ -101,6 +102,18 @@ def test_generate_products_and_shoppers_size_the_shop(home):
     assert len(products) == 40  # every product is upserted within the days generated
     assert 0 < len(users) <= 25
     assert max(int(user.removeprefix("U-")) for user in users) <= 25
+
+
+def test_generate_continue_appends_a_day_after_the_last_landing_day(home):
+    base = ["generate", "--events", "3000", "--days", "3", "--start-date", "2024-01-01"]
+    assert runner.invoke(app, base).exit_code == 0
+    before = sorted(p.name for p in home.landing.iterdir() if not p.name.startswith("."))
+    result = runner.invoke(app, ["generate", "--continue", "--events", "400"])
+    assert result.exit_code == 0, result.output
+    after = sorted(p.name for p in home.landing.iterdir() if not p.name.startswith("."))
+    new = sorted(set(after) - set(before))
+    assert new[0] > before[-1] and "(400 events," in result.output
+    assert f"landing days {new[0]}..{new[-1]}" in result.output
 
 
 # Every way the command line used to end in a traceback: one line on stderr, exit code 2. ------
