@@ -45,11 +45,21 @@ def friendly_errors(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         from shopguide.dbt_manifest import ManifestError
+        from shopguide.runlock import RunInProgress
         from warehouse.store import WarehouseBusy
 
+        refusals = (
+            UserError,
+            HomeError,
+            ManifestError,
+            ValueError,
+            FileNotFoundError,
+            WarehouseBusy,
+            RunInProgress,
+        )
         try:
             return func(*args, **kwargs)
-        except (UserError, HomeError, ManifestError, ValueError, FileNotFoundError, WarehouseBusy) as error:
+        except refusals as error:
             message = str(error)
         except OSError as error:
             if error.errno not in ENVIRONMENT_ERRNOS:
@@ -254,10 +264,15 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
             err=True,
         )
     report = inventory(home, with_dagster=with_dagster)
+    if report["source"] == "snapshot":
+        typer.secho(
+            f"note: {report['running']} is writing the warehouse; these figures are as of {report['as_of']}.",
+            err=True,
+        )
     if as_json:
         echo_json(report)
         return
-    typer.echo(f"warehouse: {report['warehouse']}")
+    typer.echo(f"warehouse: {report['warehouse']} (as of {report['as_of']})")
     for table in report["tables"]:
         typer.echo(
             f"  {table['table']:<32} {table['kind']:<5} {table['rows']:>12,}  "
@@ -410,6 +425,7 @@ def evaluate(
     from evaluation.data import load_shop_data
     from evaluation.history import markdown, read_history, write_reports
     from evaluation.protocol import evaluate as run_evaluation
+    from shopguide.runlock import outside_runs
 
     if window < 1:
         raise UserError(f"--window must be at least 1 day, got {window}.")
@@ -418,8 +434,10 @@ def evaluate(
     day = parse_day(cutoff, "--cutoff") if cutoff else None
     home = writable_home()
     log = (lambda message: None) if as_json else (lambda message: typer.echo(f"tuned {message}", err=True))
-    result = run_evaluation(load_shop_data(home), day, window, tune=tune, max_users=max_users, log=log)
-    written = write_reports(home.reports / "evaluation", result, read_history(home.warehouse))
+    with outside_runs(home, "evaluate"):
+        data, history = load_shop_data(home), read_history(home.warehouse)
+    result = run_evaluation(data, day, window, tune=tune, max_users=max_users, log=log)
+    written = write_reports(home.reports / "evaluation", result, history)
     if as_json:
         echo_json(result.to_dict())
         return
@@ -496,11 +514,12 @@ def report(
     from dagster import DagsterInstance
 
     from reports.build import build_report
+    from shopguide.runlock import outside_runs
 
     home = writable_home()
     home.export()
     now = datetime.now(UTC)
-    with DagsterInstance.get() as instance:
+    with outside_runs(home, "report"), DagsterInstance.get() as instance:
         outcome = build_report(home, now, f"report-{now:%Y%m%dT%H%M%SZ}", instance=instance)
     for alert in outcome.alerts:
         color = typer.colors.RED if alert.severity == "critical" else typer.colors.YELLOW
@@ -566,6 +585,7 @@ def ui(
     home = writable_home()
     home.export()
     ensure_manifest()
+    _fail_orphaned_runs()  # the UI would show them as running forever
     typer.echo(f"Dagster UI on http://127.0.0.1:{port} (data in {home.home}); Ctrl-C stops it.")
     command = [
         sys.executable,
@@ -603,6 +623,16 @@ def ui(
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def _fail_orphaned_runs() -> None:
+    from dagster import DagsterInstance
+
+    from shopguide.run_records import fail_orphaned_runs
+
+    with DagsterInstance.get() as instance:
+        for line in fail_orphaned_runs(instance):
+            typer.secho(line, fg=typer.colors.YELLOW, err=True)
 
 
 def main() -> None:  # pragma: no cover - console entry point
