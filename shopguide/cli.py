@@ -535,8 +535,10 @@ def demo() -> None:
     """The main job: import the shipped Online Retail data and run the pipeline over all its days."""
     from shopguide.dbt_manifest import ensure_manifest
     from shopguide.demo import run_demo
+    from shopguide.runlock import refuse_if_running
 
     home = writable_home()
+    refuse_if_running(home)  # before the import rewrites the landing files that run reads
     ensure_manifest()  # now, not after the import: a dbt problem shows before minutes of work
     started = time.perf_counter()
     summary = run_demo(home)

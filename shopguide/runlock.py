@@ -64,6 +64,8 @@ class RunInfo:
     command: str
 
     def describe(self) -> str:
+        if self.pid == 0:
+            return "a run that is starting"
         span = self.first_day if self.first_day == self.last_day else f"{self.first_day}..{self.last_day}"
         return f"run {self.run_id} ({self.job}, {span}) started {self.started_at} by PID {self.pid}"
 
@@ -119,7 +121,7 @@ def current_run(paths: Paths) -> RunInfo | None:
         info = _read_info(fd)
         if info is None or not process_alive(info.pid):
             # Held, but not (yet) with a live run's details: a run starting this instant.
-            return RunInfo("(starting)", "?", "?", "?", "now", 0, "")
+            return RunInfo("", "", "", "", "", 0, "")
         return info
     finally:
         os.close(fd)
@@ -143,7 +145,20 @@ def lock_holders(path: Path) -> list[int]:
     return sorted(set(pids) - {os.getpid()})
 
 
+def refuse_if_running(paths: Paths) -> None:
+    """Refuse early, before work that precedes the run itself (the demo's import). Only a
+    courtesy: `exclusive_run` is what actually keeps runs apart."""
+    holder = current_run(paths)
+    if holder is not None:
+        raise RunInProgress(_refusal(paths, holder))
+
+
 def _refusal(paths: Paths, holder: RunInfo) -> str:
+    if holder.pid == 0:
+        return (
+            f"a run is starting on {paths.home}; `shopguide status` names it in a moment. "
+            "Try again when it ends."
+        )
     return (
         f"another run is working on {paths.home}: {holder.describe()}. Wait for it "
         f"(`tail --pid={holder.pid} -f /dev/null`, or watch it in `shopguide ui`) or cancel it "
@@ -209,7 +224,8 @@ def _warehouse_exclusive(paths: Paths, wait_s: float) -> Iterator[None]:
 def reading_warehouse(paths: Paths) -> Iterator[bool]:
     """For a reader: yields True while it may open the DuckDB file (no run of this home
     writes it, and none can start writing until the reader leaves), False when a run holds
-    the home (the reader must take its figures elsewhere). Creates nothing."""
+    the home (the reader must take its figures elsewhere). Creates nothing but the lock
+    file, and nothing at all in a home it cannot write."""
     if current_run(paths) is not None:
         yield False
         return

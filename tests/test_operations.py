@@ -277,3 +277,18 @@ def _enter(home) -> str:
 
     with exclusive_run(home, _info("r-waiting")):
         return "run entered"
+
+
+@pytest.mark.parametrize("args", [["demo"], ["evaluate"], ["report"]])
+def test_commands_that_need_the_warehouse_are_refused_while_a_run_holds_it(home, args):
+    from typer.testing import CliRunner
+
+    from shopguide.cli import app
+    from shopguide.runlock import exclusive_run
+
+    with exclusive_run(home, _info()):
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "run r-holding" in lines[0] and "Traceback" not in result.output, lines
+    assert not any(home.landing.iterdir())  # the demo imported nothing
