@@ -338,10 +338,15 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
             err=True,
         )
     report = inventory(home, with_dagster=with_dagster)
+    if report["source"] == "snapshot":
+        typer.secho(
+            f"note: {report['running']} is writing the warehouse; these figures are as of {report['as_of']}.",
+            err=True,
+        )
     if as_json:
         echo_json(report)
         return
-    typer.echo(f"warehouse: {report['warehouse']}")
+    typer.echo(f"warehouse: {report['warehouse']} (as of {report['as_of']})")
     for table in report["tables"]:
         typer.echo(
             f"  {table['table']:<32} {table['kind']:<5} {table['rows']:>12,}  "
@@ -494,6 +499,7 @@ def evaluate(
     from evaluation.data import load_shop_data
     from evaluation.history import markdown, read_history, write_reports
     from evaluation.protocol import evaluate as run_evaluation
+    from shopguide.runlock import outside_runs
 
     if window < 1:
         raise UserError(f"--window must be at least 1 day, got {window}.")
@@ -502,8 +508,10 @@ def evaluate(
     day = parse_day(cutoff, "--cutoff") if cutoff else None
     home = writable_home()
     log = (lambda message: None) if as_json else (lambda message: typer.echo(f"tuned {message}", err=True))
-    result = run_evaluation(load_shop_data(home), day, window, tune=tune, max_users=max_users, log=log)
-    written = write_reports(home.reports / "evaluation", result, read_history(home.warehouse))
+    with outside_runs(home, "evaluate"):
+        data, history = load_shop_data(home), read_history(home.warehouse)
+    result = run_evaluation(data, day, window, tune=tune, max_users=max_users, log=log)
+    written = write_reports(home.reports / "evaluation", result, history)
     if as_json:
         echo_json(result.to_dict())
         return
@@ -580,11 +588,12 @@ def report(
     from dagster import DagsterInstance
 
     from reports.build import build_report
+    from shopguide.runlock import outside_runs
 
     home = writable_home()
     home.export()
     now = datetime.now(UTC)
-    with DagsterInstance.get() as instance:
+    with outside_runs(home, "report"), DagsterInstance.get() as instance:
         outcome = build_report(home, now, f"report-{now:%Y%m%dT%H%M%SZ}", instance=instance)
     for alert in outcome.alerts:
         color = typer.colors.RED if alert.severity == "critical" else typer.colors.YELLOW
@@ -600,8 +609,10 @@ def demo() -> None:
     """The main job: import the shipped Online Retail data and run the pipeline over all its days."""
     from core.dbt_manifest import ensure_manifest
     from shopguide.demo import run_demo
+    from shopguide.runlock import refuse_if_running
 
     home = writable_home()
+    refuse_if_running(home)  # before the import rewrites the landing files that run reads
     ensure_manifest()  # now, not after the import: a dbt problem shows before minutes of work
     started = time.perf_counter()
     summary = run_demo(home)
@@ -650,6 +661,7 @@ def ui(
     home = writable_home()
     home.export()
     ensure_manifest()
+    _fail_orphaned_runs()  # the UI would show them as running forever
     typer.echo(f"Dagster UI on http://127.0.0.1:{port} (data in {home.home}); Ctrl-C stops it.")
     command = [
         sys.executable,
@@ -687,6 +699,16 @@ def ui(
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def _fail_orphaned_runs() -> None:
+    from dagster import DagsterInstance
+
+    from shopguide.run_records import fail_orphaned_runs
+
+    with DagsterInstance.get() as instance:
+        for line in fail_orphaned_runs(instance):
+            typer.secho(line, fg=typer.colors.YELLOW, err=True)
 
 
 def main() -> None:  # pragma: no cover - console entry point

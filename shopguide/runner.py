@@ -7,12 +7,18 @@ with their logs, materialisations and check results, exactly like scheduled ones
 
 from __future__ import annotations
 
+import os
+import sys
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from core.errors import BadInput
 from core.settings import Paths
+from shopguide.run_records import describe, fail_orphaned_runs, live_runs, process_tags
+from shopguide.runlock import RunInfo, RunInProgress, exclusive_run, this_command
 
 if TYPE_CHECKING:
     from dagster import AssetSelection
@@ -20,6 +26,10 @@ if TYPE_CHECKING:
 
 class RunFailed(RuntimeError):
     pass
+
+
+def print_to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -52,17 +62,39 @@ def run_range(
     recommender: dict | None = None,
     job_name: str = "nightly_job",
     selection: AssetSelection | None = None,
+    notify: Callable[[str], None] = print_to_stderr,
 ) -> RunOutcome:
     """Materialise a job (the nightly one unless told) for landing days first..last in one
     run. `recommender` overrides fields of the recommender resource for this run (as the
     launchpad would); `selection` runs only those of the job's assets (with their checks),
-    e.g. `AssetSelection.assets("product_embeddings").upstream()`."""
+    e.g. `AssetSelection.assets("product_embeddings").upstream()`.
+
+    One run at a time per home: RunInProgress when another holds it (shopguide/runlock.py).
+    Runs an earlier process left STARTED when it died are marked failed first, each said in
+    one line through `notify`."""
     validate_range(first, last)
     if recommender:
         from assets.resources import recommender_settings
 
         recommender_settings(recommender)  # a wrong value: one line now, not a failed run
     paths.ensure().export()
+    run_id = str(uuid.uuid4())  # chosen here, so that the lock can name the run before it starts
+    info = RunInfo(
+        run_id=run_id,
+        job=job_name,
+        first_day=first.isoformat(),
+        last_day=last.isoformat(),
+        started_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        pid=os.getpid(),
+        command=this_command(),
+    )
+    # Before anything else (loading the definitions takes seconds): a second run is refused
+    # here, without having touched the warehouse.
+    with exclusive_run(paths, info):
+        return _run_locked(paths, info, recommender, selection, notify)
+
+
+def _run_locked(paths: Paths, info: RunInfo, recommender, selection, notify) -> RunOutcome:
     # Imported here: loading the definitions costs seconds and needs the dbt manifest.
     import warnings
 
@@ -71,29 +103,46 @@ def run_range(
     warnings.filterwarnings("ignore", category=BetaWarning)  # BackfillPolicy is beta; we rely on it knowingly
 
     from core import dbt_manifest
+    from shopguide.inventory import record_figures
 
+    with DagsterInstance.get() as instance:
+        for line in fail_orphaned_runs(instance):
+            notify(line)
+        others = live_runs(instance)  # launched from the UI: they do not take our lock
+        if others:
+            raise RunInProgress(
+                f"another run is working on {paths.home}: {describe(others[0], instance)}. Wait for "
+                "it, or terminate it in the Dagster UI (`shopguide ui` → Runs), then try again."
+            )
+    # What `shopguide status` shows while this run holds the warehouse.
+    record_figures(paths, info.run_id, "before", only_if_stale=True)
     dbt_manifest.ensure_manifest()  # the definitions cannot load without it (first use, before `setup`)
     from orchestration.definitions import defs
 
-    job = defs.resolve_job_def(job_name)
+    job = defs.resolve_job_def(info.job)
     asset_keys = None if selection is None else job_asset_keys(job, selection)
     tags = {
-        "dagster/asset_partition_range_start": first.isoformat(),
-        "dagster/asset_partition_range_end": last.isoformat(),
+        "dagster/asset_partition_range_start": info.first_day,
+        "dagster/asset_partition_range_end": info.last_day,
         "shopguide/launched_by": "cli",
+        **process_tags(),  # so that the next start can tell if this process died mid-run
     }
     # Step logs stay in the instance (the UI shows them); the terminal gets warnings only.
     run_config: dict = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     if recommender:
         run_config["resources"] = {"recommender": {"config": recommender}}
-    with DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            run_config=run_config,
-            instance=instance,
-            tags=tags,
-            raise_on_error=False,
-            asset_selection=asset_keys,
-        )
+    try:
+        with DagsterInstance.get() as instance:
+            result = job.execute_in_process(
+                run_config=run_config,
+                instance=instance,
+                tags=tags,
+                raise_on_error=False,
+                asset_selection=asset_keys,
+                run_id=info.run_id,
+            )
+    finally:
+        record_figures(paths, info.run_id, "after")
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
 
     def names(evaluations):
@@ -101,6 +150,7 @@ def run_range(
 
     errors = [e for e in failed if e.severity == AssetCheckSeverity.ERROR]
     warnings_ = [e for e in failed if e.severity != AssetCheckSeverity.ERROR]
+    first, last = date.fromisoformat(info.first_day), date.fromisoformat(info.last_day)
     return RunOutcome(result.run_id, first, last, result.success, names(errors), names(warnings_))
 
 

@@ -72,7 +72,8 @@ def test_generate_then_status_json_has_stable_keys(home, dbt_manifest):
     status = runner.invoke(app, ["status", "--json"])
     assert status.exit_code == 0, status.output
     report = json.loads(status.output)
-    assert set(report) == {"warehouse", "home", "tables"}
+    assert set(report) == {"warehouse", "home", "source", "as_of", "running", "tables"}
+    assert report["source"] == "warehouse" and report["running"] is None  # no run holds it
     raw = next(t for t in report["tables"] if t["table"] == "raw_events")
     assert set(raw) == {"table", "kind", "rows", "checksum", "latest_partition"}
     assert raw["rows"] == result_day.lines_read - len(result_day.quarantined)
@@ -308,6 +309,7 @@ def test_an_unexpected_error_propagates_instead_of_passing_for_a_user_error(home
 @pytest.mark.parametrize("expected", [True, False], ids=["NotEnoughHistory", "a-plain-ValueError"])
 def test_evaluate_prints_not_enough_history_and_raises_a_bug(home, monkeypatch, expected):
     import evaluation.data
+    import evaluation.history
     import evaluation.protocol
     from core.errors import NotEnoughHistory
 
@@ -317,6 +319,7 @@ def test_evaluate_prints_not_enough_history_and_raises_a_bug(home, monkeypatch, 
         raise error
 
     monkeypatch.setattr(evaluation.data, "load_shop_data", lambda paths: None)
+    monkeypatch.setattr(evaluation.history, "read_history", lambda warehouse: [])
     monkeypatch.setattr(evaluation.protocol, "evaluate", evaluate)
     result = runner.invoke(app, ["evaluate"])
     if expected:

@@ -8,6 +8,9 @@ between steps of a run.
 from __future__ import annotations
 
 import contextlib
+import os
+import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -91,7 +94,60 @@ QUARANTINE_SCHEMA = pa.schema(
 
 
 class WarehouseBusy(ShopguideError, RuntimeError):
-    """Another process holds the DuckDB file for writing."""
+    """Another process holds the DuckDB file (see `describe_holder` for who)."""
+
+
+# How long a writer keeps trying when another process has the file open. Readers (status,
+# a report, someone's DuckDB shell) hold it for a moment; a run's step failing because one
+# of them was reading at the wrong second is what this wait prevents. Past it, the holder
+# is named and the writer gives up.
+WRITER_WAIT_S = 15.0
+_LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
+
+
+def process_command(pid: int) -> str | None:
+    """A process's command line (Linux /proc), or None when it cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part) or None
+
+
+def describe_holder(duckdb_message: str) -> str:
+    """`PID 123 (shopguide status)` from DuckDB's lock message, which names the holder's PID
+    and only its executable (`python3.11` tells nothing)."""
+    found = _LOCK_HOLDER.search(duckdb_message)
+    if found is None:
+        return "another process"
+    pid = int(found.group(1))
+    if pid == os.getpid():
+        return f"this very process (PID {pid}: a connection left open, a bug)"
+    command = process_command(pid)
+    return f"PID {pid} ({command})" if command else f"PID {pid}"
+
+
+def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """duckdb.connect, with a bounded wait for writers (readers never wait: they have other
+    sources while a run writes, and must not queue in front of it)."""
+    deadline = time.monotonic() + (0 if read_only else WRITER_WAIT_S)
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as error:
+            message = str(error)
+            if "lock" not in message.lower():
+                raise
+            holder = describe_holder(message)
+            if holder.startswith("this very process") or time.monotonic() >= deadline:
+                waited = "" if read_only else f" (waited {WRITER_WAIT_S:g} s)"
+                raise WarehouseBusy(
+                    f"The warehouse {path} is in use by {holder}{waited}. Wait for it to finish "
+                    "(or stop it) and try again."
+                ) from error
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
 
 @contextlib.contextmanager
@@ -99,15 +155,7 @@ def connect(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyC
     if read_only and not path.exists():
         raise MissingFile(f"No warehouse at {path}. Run `shopguide demo` or `shopguide run --date D` first.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as error:
-        if "lock" in str(error).lower():
-            raise WarehouseBusy(
-                f"The warehouse {path} is in use by another process (a run or `dagster dev` "
-                "holds DuckDB's single-writer lock). Wait for the run to finish and try again."
-            ) from error
-        raise
+    con = _open(path, read_only)
     try:
         yield con
     finally:
