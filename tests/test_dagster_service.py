@@ -216,3 +216,13 @@ def test_the_daemon_runs_the_landing_sensor_on_a_postgres_instance(
     assert not list(home.dagster_home.glob("history/runs.db"))
     # Stopped cleanly: nothing listens on the webserver's port any more.
     assert server_up(port) is None
+
+
+def test_without_postgresql_the_test_fails_with_the_reason_instead_of_skipping(monkeypatch):
+    import postgres_server
+
+    monkeypatch.setattr(postgres_server.shutil, "which", lambda *args, **kwargs: None)
+    monkeypatch.setattr(postgres_server.glob, "glob", lambda pattern: [])
+    with pytest.raises(pytest.fail.Exception, match="PostgreSQL server binaries .* not found"):
+        with postgres_server.postgres_server():
+            pass
