@@ -66,6 +66,13 @@ class Paths:
         return os.environ.get(LANCEDB_URI_ENV, "").strip() or str(self.lancedb)
 
     @property
+    def serving(self) -> Path:
+        """The published recommendation snapshots and their pointer (serving/). A local folder
+        (a shared volume in a deployment): publishing swaps the pointer by a file rename, which
+        an object store does not have (docs/deployment.md)."""
+        return self.home / "serving"
+
+    @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
 
