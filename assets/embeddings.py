@@ -75,7 +75,7 @@ def sync_catalog_vectors(
     and count checks."""
     with connect_warehouse(paths.warehouse, read_only=True) as con:
         products = con.sql("select * from dim_products order by product_id").pl()
-    db = connect(paths.lancedb)
+    db = connect(paths.lancedb_uri)
     result = sync_product_embeddings(
         db,
         products,
@@ -198,7 +198,7 @@ def user_embeddings(
             wanted = HISTORY_SQL + " and user_id in (select unnest(?::varchar[]))"
             return con.sql(wanted, params=[sorted(user_ids)]).pl()
 
-    db = connect(paths.lancedb)
+    db = connect(paths.lancedb_uri)
     result = sync_user_embeddings(
         db,
         load_events,

@@ -167,7 +167,7 @@ def product_embeddings_expectations(context: AssetCheckExecutionContext, shopgui
 
     paths = shopguide.paths()
     first, last = checked_days(context, paths.warehouse)
-    runs = check_embeddings(paths.lancedb)
+    runs = check_embeddings(paths.lancedb_uri)
     yield from _finish(context, shopguide, "product_embeddings", runs, window_key(first, last))
 
 

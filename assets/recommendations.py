@@ -81,7 +81,7 @@ def published_recommendations(
     as_of = datetime.combine(last + timedelta(days=1), time())  # end of the last landing day, UTC
     data = load_shop_data(paths, before=as_of)
     products, product_vectors, users, events = data.products, data.product_vectors, data.users, data.events
-    db = connect(paths.lancedb)
+    db = connect(paths.lancedb_uri)
     user_vectors = read_table(db, USER_TABLE)
     if user_vectors is None:
         user_vectors = pl.DataFrame(schema={"user_id": pl.Utf8, "vector": pl.List(pl.Float32)})

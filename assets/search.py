@@ -42,7 +42,7 @@ def product_search(
         "search_count_matches_catalog",
         text_index=True,
     )
-    index = text_index(open_table(connect(paths.lancedb), SEARCH_TABLE))
+    index = text_index(open_table(connect(paths.lancedb_uri), SEARCH_TABLE))
     checks.append(
         AssetCheckResult(
             check_name="search_text_index",

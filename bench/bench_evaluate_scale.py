@@ -366,7 +366,7 @@ def shop_size(paths: Paths, window: int) -> dict:
             return con.execute(window_buyers, [start, start + timedelta(days=window)]).fetchall()[0][0]
 
         test, validation = buyers_between(cutoff), buyers_between(cutoff - timedelta(days=window))
-    table = open_table(connect_lancedb(paths.lancedb), PRODUCT_TABLE)
+    table = open_table(connect_lancedb(paths.lancedb_uri), PRODUCT_TABLE)
     return {
         "products": products,
         "listed_products": listed,

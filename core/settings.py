@@ -14,8 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ShopguideError
+from core.instance import write_instance_config
 
 HOME_ENV = "SHOPGUIDE_HOME"
+# LanceDB somewhere else than under the home: an object-store URI (s3://bucket/prefix, gs://,
+# az://) or another folder. Credentials and endpoint come from the store's own standard
+# variables (AWS_ACCESS_KEY_ID, AWS_ENDPOINT, AWS_REGION, ...), read by LanceDB itself.
+LANCEDB_URI_ENV = "SHOPGUIDE_LANCEDB_URI"
+
+
+def is_uri(location: str | Path) -> bool:
+    """An object-store location (scheme://...), as opposed to a local path."""
+    return "://" in str(location)
+
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -44,7 +56,21 @@ class Paths:
 
     @property
     def lancedb(self) -> Path:
+        """The local LanceDB folder (used unless SHOPGUIDE_LANCEDB_URI names another place)."""
         return self.home / "lancedb"
+
+    @property
+    def lancedb_uri(self) -> str:
+        """Where LanceDB lives: SHOPGUIDE_LANCEDB_URI, else the folder under the home. Every
+        reader and writer of vectors connects through this one value."""
+        return os.environ.get(LANCEDB_URI_ENV, "").strip() or str(self.lancedb)
+
+    @property
+    def serving(self) -> Path:
+        """The published recommendation snapshots and their pointer (serving/). A local folder
+        (a shared volume in a deployment): publishing swaps the pointer by a file rename, which
+        an object store does not have (docs/deployment.md)."""
+        return self.home / "serving"
 
     @property
     def dagster_home(self) -> Path:
@@ -55,12 +81,14 @@ class Paths:
         return self.home / "reports"
 
     def ensure(self) -> Paths:
-        """Create the directory tree and a Dagster instance config with telemetry off."""
-        for folder in (self.landing, self.warehouse.parent, self.lancedb, self.dagster_home, self.reports):
+        """Create the directory tree and the Dagster instance config (telemetry off; SQLite, or
+        PostgreSQL when SHOPGUIDE_DAGSTER_STORAGE says so: core/instance.py)."""
+        folders = [self.landing, self.warehouse.parent, self.dagster_home, self.reports]
+        if not is_uri(self.lancedb_uri):  # an object store needs no folder here
+            folders.append(Path(self.lancedb_uri))
+        for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
-        dagster_yaml = self.dagster_home / "dagster.yaml"
-        if not dagster_yaml.exists():
-            dagster_yaml.write_text("telemetry:\n  enabled: false\n")
+        write_instance_config(self.dagster_home)
         return self
 
     def export(self) -> None:

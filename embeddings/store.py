@@ -7,6 +7,8 @@ from pathlib import Path
 
 import lancedb
 
+from core.settings import is_uri
+
 PRODUCT_TABLE = "product_embeddings"
 USER_TABLE = "user_embeddings"
 # Product vectors from the search model, when it is not the recommender's (see embeddings/search.py).
@@ -25,9 +27,19 @@ TEXT_INDEX_SETTINGS = {
 }
 
 
-def connect(path: Path):
-    path.mkdir(parents=True, exist_ok=True)
-    return lancedb.connect(str(path))
+def connect(location: str | Path):
+    """LanceDB at a local folder (created) or an object-store URI such as s3://bucket/prefix
+    (`Paths.lancedb_uri`); LanceDB reads the store's credentials and endpoint from its standard
+    environment variables, so nothing here depends on which store it is."""
+    if not is_uri(location):
+        Path(location).mkdir(parents=True, exist_ok=True)
+    return lancedb.connect(str(location))
+
+
+def database_exists(location: str | Path) -> bool:
+    """Whether there can be tables there yet, without creating anything. An object store has
+    no folders to look for: it answers yes, and an empty one simply lists no tables."""
+    return is_uri(location) or Path(location).is_dir()
 
 
 def open_table(db, name: str):

@@ -26,7 +26,7 @@ def load_shop_data(paths: Paths, before: datetime = datetime.max) -> ShopData:
         products = con.sql("select * from dim_products").pl()
         users = con.sql("select user_id, country from dim_users").pl()
         events = con.sql(EVENTS_SQL, params=[before]).pl()
-    vectors = read_table(connect_lancedb(paths.lancedb), PRODUCT_TABLE)
+    vectors = read_table(connect_lancedb(paths.lancedb_uri), PRODUCT_TABLE)
     if vectors is None:
         raise NotReady(
             "No product embeddings yet: materialise product_embeddings first "

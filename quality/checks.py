@@ -62,7 +62,7 @@ def check_products(
 
 
 def check_embeddings(
-    lancedb: Path, now: datetime | None = None, t: Thresholds | None = None
+    lancedb: Path | str, now: datetime | None = None, t: Thresholds | None = None
 ) -> list[SuiteRun]:
     return [validate(embeddings_suite(t), embeddings_frame(lancedb), checked_at=now)]
 

@@ -183,13 +183,13 @@ def collect_quality(con) -> tuple[pl.DataFrame, pl.DataFrame]:
 # --- embeddings ----------------------------------------------------------------------------
 
 
-def collect_embeddings(lancedb_path: Path, versions: int = EMBEDDING_VERSIONS):
+def collect_embeddings(lancedb_path: Path | str, versions: int = EMBEDDING_VERSIONS):
     """Drift between consecutive LanceDB versions of the product vectors (the last `versions`)."""
-    from embeddings.store import PRODUCT_TABLE, connect, open_table
+    from embeddings.store import PRODUCT_TABLE, connect, database_exists, open_table
 
     version_schema = {"version": pl.Int64, "at": pl.Datetime("us", "UTC"), "products": pl.Int64}
     empty = pl.DataFrame(), pl.DataFrame(schema=version_schema)
-    if not lancedb_path.exists():
+    if not database_exists(lancedb_path):
         return empty
     table = open_table(connect(lancedb_path), PRODUCT_TABLE)
     if table is None:
@@ -214,10 +214,10 @@ def collect_embeddings(lancedb_path: Path, versions: int = EMBEDDING_VERSIONS):
     return pl.DataFrame(rows), versions_frame
 
 
-def current_vectors(lancedb_path: Path) -> tuple[list[str], np.ndarray]:
-    from embeddings.store import PRODUCT_TABLE, connect, open_table
+def current_vectors(lancedb_path: Path | str) -> tuple[list[str], np.ndarray]:
+    from embeddings.store import PRODUCT_TABLE, connect, database_exists, open_table
 
-    table = open_table(connect(lancedb_path), PRODUCT_TABLE) if lancedb_path.exists() else None
+    table = open_table(connect(lancedb_path), PRODUCT_TABLE) if database_exists(lancedb_path) else None
     if table is None:
         return [], np.zeros((0, 0), dtype=np.float32)
     data = table.to_arrow().select(["product_id", "vector"])
@@ -345,13 +345,13 @@ def collect(
         )
     )
     freshness = pl.concat(freshness_rows)
-    embeddings, embedding_versions = collect_embeddings(paths.lancedb)
+    embeddings, embedding_versions = collect_embeddings(paths.lancedb_uri)
     if embedding_versions.is_empty():
         notes["embeddings"] = "No product embeddings yet."
     elif embeddings.is_empty():
         notes["embeddings"] = "Only one version of the product vectors so far: drift needs two."
     recommendations, gate_failures = collect_recommendations(
-        serving_root(paths), active_users, current_vectors(paths.lancedb)
+        serving_root(paths), active_users, current_vectors(paths.lancedb_uri)
     )
     if recommendations.is_empty():
         notes["recommendations"] = "No recommendation snapshot yet."

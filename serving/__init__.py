@@ -1,6 +1,6 @@
 """Serving: versioned, gated, atomic publish of the recommendation tables, and a reader.
 
-Layout under the serving root (`serving_root(paths)` = SHOPGUIDE_HOME/serving):
+Layout under the serving root (`serving_root(paths)` = `Paths.serving`, SHOPGUIDE_HOME/serving):
 
     snapshots/<snapshot_id>/{user_recommendations,similar_products,popular_products,products}.parquet
     snapshots/<snapshot_id>/manifest.json   immutable: ids, row counts, checksums, model, config
@@ -20,8 +20,8 @@ from serving.errors import PublishBlocked, ServingError, SnapshotExists, Snapsho
 
 
 def serving_root(paths) -> Path:
-    """The serving folder inside SHOPGUIDE_HOME (`paths` is a core.settings.Paths)."""
-    return Path(paths.home) / "serving"
+    """The serving folder (`paths` is a core.settings.Paths, where it is configured)."""
+    return Path(paths.serving)
 
 
 __all__ = ["PublishBlocked", "ServingError", "SnapshotExists", "SnapshotNotFound", "serving_root"]

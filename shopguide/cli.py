@@ -375,16 +375,17 @@ def search(
     from assets.resources import SearchEncoder
     from embeddings.search import SearchFilters, SearchSettings, search_products
     from embeddings.store import connect as connect_lancedb
+    from embeddings.store import database_exists
 
     check_k(k)
     settings = SearchSettings(mode=mode)
     home = readable_home()
-    if not home.lancedb.is_dir():  # connecting would create it
+    if not database_exists(home.lancedb_uri):  # connecting would create it
         raise UserError("No product embeddings yet: run `shopguide demo` or the nightly job first.")
     filters = SearchFilters(
         category=category, min_price=min_price, max_price=max_price, in_stock_only=not include_out_of_stock
     )
-    db = connect_lancedb(home.lancedb)
+    db = connect_lancedb(home.lancedb_uri)
     rows = search_products(db, SearchEncoder().encoder(), query, k, filters, settings)
     if as_json:
         echo_json(rows)
@@ -645,60 +646,124 @@ def serve(
     run_server(host, port, workers)
 
 
+def _run_dagster(args: list[str], what: str, banner: str) -> None:
+    """Run a Dagster process (`dagster dev`, the webserver, the daemon, a code server) against
+    the instance under SHOPGUIDE_HOME until Ctrl-C or SIGTERM, then stop its whole process
+    group: SIGTERM first (Dagster shuts down cleanly on it), SIGKILL after 15 s."""
+    import os
+    import signal
+    import subprocess
+
+    from core.dbt_manifest import DBT_EXECUTABLE, ensure_manifest
+    from core.settings import REPO_ROOT
+
+    home = writable_home()  # also writes dagster.yaml for the selected storage (core/instance.py)
+    home.export()
+    ensure_manifest()
+    _fail_orphaned_runs()  # the UI would show them as running forever
+    typer.echo(banner)  # after the checks: a bad home or setting is the only line printed
+    # Its own process group, so that stopping reaches the children too (dagster dev's webserver
+    # and daemon, the code servers that the webserver and the daemon start).
+    # dagster-dbt's prepare_if_dev looks for `dbt` on PATH: make it the venv's own.
+    env = {**os.environ, "PATH": f"{DBT_EXECUTABLE.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    process = subprocess.Popen([sys.executable, "-m", *args], cwd=REPO_ROOT, start_new_session=True, env=env)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    # Installed explicitly: a shell that starts us in the background sets SIGINT to
+    # "ignore", and Ctrl-C or `kill -INT` must still stop it; a container stops with SIGTERM.
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        code = process.wait()
+    except KeyboardInterrupt:
+        typer.echo(f"stopping the {what} ...")
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        return
+    if code != 0:  # it stopped on its own: its reason is already on stderr
+        raise typer.Exit(code=1)
+
+
+def _workspace(path: Path | None) -> str:
+    from core.settings import REPO_ROOT
+
+    workspace = path or REPO_ROOT / "workspace.yaml"
+    if not workspace.is_file():
+        raise UserError(f"--workspace {workspace}: no such file.")
+    return str(workspace.resolve())
+
+
+WorkspaceOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Dagster workspace file (default: the repository's workspace.yaml, which loads the "
+        "code in a subprocess; deploy/workspace.yaml points at a code server instead)."
+    ),
+]
+
+
 @app.command()
 @friendly_errors
 def ui(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 3000,
 ) -> None:
     """Start the Dagster UI on 127.0.0.1 (`dagster dev`). Stop it with Ctrl-C."""
-    import os
-    import signal
-    import subprocess
+    _run_dagster(
+        ["dagster", "dev", "-w", _workspace(None), "--host", "127.0.0.1", "--port", str(port)],
+        "Dagster UI",
+        f"Dagster UI on http://127.0.0.1:{port} (data in {Paths.from_env().home}); Ctrl-C stops it.",
+    )
 
-    from core.dbt_manifest import ensure_manifest
-    from core.settings import REPO_ROOT
 
-    home = writable_home()
-    home.export()
-    ensure_manifest()
-    _fail_orphaned_runs()  # the UI would show them as running forever
-    typer.echo(f"Dagster UI on http://127.0.0.1:{port} (data in {home.home}); Ctrl-C stops it.")
-    command = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "dev",
-        "-w",
-        str(REPO_ROOT / "workspace.yaml"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    # Its own process group, so that stopping reaches the webserver and daemon children too.
-    # dagster-dbt's prepare_if_dev looks for `dbt` on PATH: make it the venv's own.
-    from core.dbt_manifest import DBT_EXECUTABLE
+@app.command()
+@friendly_errors
+def webserver(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 3000,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """The Dagster webserver alone (service form: the daemon runs beside it, `shopguide daemon`).
+    Stop it with Ctrl-C or SIGTERM."""
+    _run_dagster(
+        ["dagster_webserver", "-w", _workspace(workspace), "-h", host, "-p", str(port)],
+        "Dagster webserver",
+        f"Dagster webserver on http://{host}:{port}; Ctrl-C stops it.",
+    )
 
-    env = {**os.environ, "PATH": f"{DBT_EXECUTABLE.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    process = subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True, env=env)
 
-    def stop(signum, frame):
-        raise KeyboardInterrupt
+@app.command()
+@friendly_errors
+def daemon(workspace: WorkspaceOption = None) -> None:
+    """The Dagster daemon: runs the schedules, the landing sensor and the run queue against the
+    instance (SQLite, or PostgreSQL with SHOPGUIDE_DAGSTER_STORAGE=postgres). Stop it with
+    Ctrl-C or SIGTERM."""
+    _run_dagster(
+        ["dagster._daemon", "run", "-w", _workspace(workspace)],
+        "Dagster daemon",
+        "Dagster daemon (schedules, sensors, run queue); Ctrl-C stops it.",
+    )
 
-    # Installed explicitly: a shell that starts us in the background sets SIGINT to
-    # "ignore", and Ctrl-C or `kill -INT` must still stop the UI.
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        process.wait()
-    except KeyboardInterrupt:
-        typer.echo("stopping the Dagster UI ...")
-        os.killpg(process.pid, signal.SIGTERM)  # dagster dev shuts down cleanly on SIGTERM
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+
+@app.command("code-server")
+@friendly_errors
+def code_server(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 4000,
+) -> None:
+    """Serve the code location (orchestration.definitions) over gRPC for a webserver and a
+    daemon in other processes or containers. Stop it with Ctrl-C or SIGTERM."""
+    location = ["-m", "orchestration.definitions", "-a", "defs"]  # as workspace.yaml names it
+    _run_dagster(
+        ["dagster", "api", "grpc", *location, "-h", host, "-p", str(port)],
+        "code location server",
+        f"code location server on {host}:{port}; Ctrl-C stops it.",
+    )
 
 
 def _fail_orphaned_runs() -> None:

@@ -44,7 +44,7 @@ class ProductSearch:
                 # Not through the Dagster resource: a worker need not import Dagster.
                 encoder = cached_encoder(search_model_name())
                 encoder.warm_up()
-                self._loaded = (connect_lancedb(self.paths.lancedb), encoder)
+                self._loaded = (connect_lancedb(self.paths.lancedb_uri), encoder)
             return self._loaded
 
     def warm_up(self) -> None:
