@@ -14,6 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HOME_ENV = "SHOPGUIDE_HOME"
+
+OLD_DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+# The stock SQLite event log commits once per event; the batched one commits once per batch
+# of per-partition events (orchestration/event_log.py): same files, same schema.
+DAGSTER_YAML = OLD_DAGSTER_YAML + (
+    "event_log_storage:\n  module: orchestration.event_log\n  class: BatchedSqliteEventLogStorage\n"
+)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -57,8 +64,9 @@ class Paths:
         for folder in (self.landing, self.warehouse.parent, self.lancedb, self.dagster_home, self.reports):
             folder.mkdir(parents=True, exist_ok=True)
         dagster_yaml = self.dagster_home / "dagster.yaml"
-        if not dagster_yaml.exists():
-            dagster_yaml.write_text("telemetry:\n  enabled: false\n")
+        # A home made before the batched event log keeps its history: same files, same schema.
+        if not dagster_yaml.exists() or dagster_yaml.read_text() == OLD_DAGSTER_YAML:
+            dagster_yaml.write_text(DAGSTER_YAML)
         return self
 
     def export(self) -> None:
@@ -67,6 +75,11 @@ class Paths:
         os.environ["DAGSTER_HOME"] = str(self.dagster_home)
         os.environ["DO_NOT_TRACK"] = "1"  # dbt's anonymous usage tracking
         os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+        # Dagster hands per-partition events to the event log in batches only when this is
+        # set; orchestration/event_log.py then commits each batch once (docs/architecture.md).
+        # A batch is one asset's partitions in a step, or a run's planned events; the bound
+        # keeps the buffer (and a rolled-back transaction) small on a multi-year backfill.
+        os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "2000")
 
 
 class HomeError(Exception):
