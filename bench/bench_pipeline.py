@@ -44,10 +44,12 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # `python bench/...` puts bench/, not the root, on the path
 
+import psutil  # noqa: E402
 from bench_foundation import run_child  # noqa: E402
 
 DEFAULT_OUTPUT = REPO_ROOT / "bench" / "out" / "pipeline.json"
 LOAD_EVERY = 2.0  # seconds between load-average samples
+CPU_EVERY = 0.5  # seconds between CPU samples in the child
 PLANNED = ("ASSET_MATERIALIZATION_PLANNED", "ASSET_CHECK_EVALUATION_PLANNED")
 
 
@@ -57,13 +59,70 @@ def child(home: str, first: str, last: str, out: str) -> None:
     from shopguide.settings import Paths
 
     paths = Paths(Path(home))
+    cpu = CpuSampler()
+    cpu.start()
     started = time.time()
     outcome = run_range(paths, date.fromisoformat(first), date.fromisoformat(last))
     finished = time.time()
+    cpu.stop()
     report = {"run_seconds": finished - started, "success": outcome.success, "run_id": outcome.run_id}
     report.update(analyse(outcome.run_id, started, finished))
+    # CPU seconds per step: on a shared machine a step's wall time says little on its own.
+    for row in report["steps"]:
+        row["cpu_seconds"] = cpu.between(started + row["start"], started + row["start"] + row["seconds"])
+    report["cpu_before_first_step"] = cpu.between(started, started + report["before_first_step"])
     report["failed_checks"] = outcome.failed_checks
+    report["dbt_elapsed_seconds"] = dbt_elapsed(started)
     Path(out).write_text(json.dumps(report, indent=1))
+
+
+class CpuSampler(threading.Thread):
+    """CPU seconds (user + sys) of this process and its children, sampled with the time."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.samples: list[tuple[float, float]] = []
+        self._done = threading.Event()
+
+    def _cpu(self, me) -> float:
+        t = me.cpu_times()
+        total = t.user + t.system + t.children_user + t.children_system  # waited children (dbt)
+        for kid in me.children(recursive=True):  # and the ones still running
+            try:
+                k = kid.cpu_times()
+                total += k.user + k.system
+            except psutil.Error:
+                pass
+        return total
+
+    def run(self) -> None:
+        me = psutil.Process()
+        while not self._done.is_set():
+            self.samples.append((time.time(), self._cpu(me)))
+            self._done.wait(CPU_EVERY)
+        self.samples.append((time.time(), self._cpu(me)))
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+    def between(self, start: float, end: float) -> float:
+        def at(when: float) -> float:
+            earlier = [cpu for t, cpu in self.samples if t <= when]
+            return earlier[-1] if earlier else 0.0
+
+        return round(at(end) - at(start), 1)
+
+
+def dbt_elapsed(since: float) -> float | None:
+    """dbt's own elapsed time (run_results.json) of the invocation this run started, so the
+    dbt step splits into dbt's work and what Dagster spends around it."""
+    target = REPO_ROOT / "dbt_project" / "target"
+    results = [p for p in target.glob("*/run_results.json") if p.stat().st_mtime >= since]
+    if not results:
+        return None
+    newest = max(results, key=lambda p: p.stat().st_mtime)
+    return round(json.loads(newest.read_text())["elapsed_time"], 2)
 
 
 def analyse(run_id: str, started: float, finished: float) -> dict:
@@ -190,19 +249,22 @@ def render(report: dict) -> str:
         f"(cpu user {report['cpu_user_seconds']:.1f} + sys {report['cpu_sys_seconds']:.1f} s), "
         f"peak RSS {report['peak_rss_gb']:.2f} GB, load avg {report['load_average']}, "
         f"success {report['success']}",
-        f"  {'step':<40}{'start':>8}{'seconds':>9}{'events':>8}{'mat.':>7}{'checks':>7}{'recording':>10}",
+        f"  {'step':<40}{'start':>8}{'seconds':>9}{'cpu s':>7}{'events':>8}{'mat.':>7}{'checks':>7}"
+        f"{'recording':>10}",
         f"  {'process start, imports, definitions':<40}{'':>8}{report['process_overhead_seconds']:>9.1f}",
         f"  {'before the first step (Dagster)':<40}{0:>8.1f}{report['before_first_step']:>9.1f}"
-        f"{sum(report['events_outside_steps'].values()):>8}",
+        f"{report.get('cpu_before_first_step', ''):>7}{sum(report['events_outside_steps'].values()):>8}",
     ]
     for r in report["steps"]:
         recording = f"{r['recording_seconds']:.1f}" if "recording_seconds" in r else ""
         lines.append(
-            f"  {r['step'][:39]:<40}{r['start']:>8.1f}{r['seconds']:>9.1f}{r['events']:>8}"
+            f"  {r['step'][:39]:<40}{r['start']:>8.1f}{r['seconds']:>9.1f}{r.get('cpu_seconds', ''):>7}"
+            f"{r['events']:>8}"
             f"{r['materializations']:>7}{r['check_evaluations']:>7}{recording:>10}"
         )
     lines.append(f"  {'after the last step (Dagster)':<40}{'':>8}{report['after_last_step']:>9.1f}")
     lines.append(f"  events outside steps: {report['events_outside_steps']}")
+    lines.append(f"  dbt's own elapsed time (run_results.json): {report.get('dbt_elapsed_seconds')} s")
     return "\n".join(lines)
 
 
