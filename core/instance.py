@@ -49,8 +49,14 @@ def instance_yaml(kind: str) -> str:
     )
     telemetry = "telemetry:\n  enabled: false\n"
     if kind == "sqlite":
-        # Dagster's default: SQLite files beside this one.
-        return header + telemetry
+        # Dagster's SQLite files beside this one. The stock event log commits once per event;
+        # the batched one (orchestration/event_log.py) once per batch of per-partition events:
+        # same files, same schema.
+        return (
+            header
+            + telemetry
+            + "event_log_storage:\n  module: orchestration.event_log\n  class: BatchedSqliteEventLogStorage\n"
+        )
     fields = "".join(f"      {field}: {{env: {name}}}\n" for field, name in POSTGRES_ENV.items())
     return (
         header

@@ -97,6 +97,11 @@ class Paths:
         os.environ["DAGSTER_HOME"] = str(self.dagster_home)
         os.environ["DO_NOT_TRACK"] = "1"  # dbt's anonymous usage tracking
         os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+        # Dagster hands per-partition events to the event log in batches only when this is
+        # set; orchestration/event_log.py then commits each batch once (docs/architecture.md).
+        # A batch is one asset's partitions in a step, or a run's planned events; the bound
+        # keeps the buffer (and a rolled-back transaction) small on a multi-year backfill.
+        os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "2000")
 
 
 class HomeError(ShopguideError):

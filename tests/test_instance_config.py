@@ -23,9 +23,12 @@ def clean_env(monkeypatch):
     return monkeypatch
 
 
-def test_sqlite_is_the_default_and_keeps_telemetry_off(tmp_path, clean_env):
+def test_sqlite_is_the_default_keeps_telemetry_off_and_batches_the_event_log(tmp_path, clean_env):
     config = yaml.safe_load(write_instance_config(tmp_path).read_text())
-    assert config == {"telemetry": {"enabled": False}}
+    assert config == {
+        "telemetry": {"enabled": False},
+        "event_log_storage": {"module": "orchestration.event_log", "class": "BatchedSqliteEventLogStorage"},
+    }
 
 
 def test_postgres_reads_its_connection_from_the_environment_and_writes_no_secret(tmp_path, clean_env):
