@@ -51,6 +51,7 @@ SECTIONS = (
     ("embeddings", "Embedding drift"),
     ("recommendations", "Recommendation health"),
     ("quality", "Data quality"),
+    ("experiment", "Online experiment"),
     ("pipeline", "Pipeline durations"),
 )
 
@@ -401,6 +402,7 @@ def sections(data: MonitoringData, t: Thresholds) -> list[str]:
                 plots.quality(data.quality) + failures,
             )
         )
+    out.append(experiment_section(data))
     if data.pipeline.is_empty():
         out.append(
             _section("pipeline", "Pipeline durations", "Step durations per run.", "", notes.get("pipeline"))
@@ -415,6 +417,46 @@ def sections(data: MonitoringData, t: Thresholds) -> list[str]:
             )
         )
     return out
+
+
+def experiment_section(data: MonitoringData) -> str:
+    lead = (
+        "The running canary as an A/B test (docs/experiments.md): per arm, the figures over every exposure "
+        "since it started; relative lift canary/control − 1 with its 95% interval (delta method, shopper "
+        "level) and the minimum detectable effect at this sample; the primary metric is starred."
+    )
+    frame = data.experiment
+    if frame.is_empty():
+        return _section("experiment", "Online experiment", lead, "", data.notes.get("experiment"))
+    latest = frame.filter(pl.col("as_of") == frame["as_of"].max())
+    first = latest.row(0, named=True)
+    srm = "–" if first["srm_p_value"] is None else f"{first['srm_p_value']:.3g}"
+    summary = (
+        f"<p><b>{escape(first['decision'])}</b>: {escape(first['reason'])}</p>"
+        f'<p class="note">Canary <code>{escape(first["snapshot_id"])}</code> at {first["canary_percent"]}% · '
+        f"as of {first['as_of']} · {first['days_running']} day(s) · shoppers control "
+        f"{first['control_shoppers']:,} / canary {first['canary_shoppers']:,} · exposures "
+        f"{first['control_exposures']:,} / {first['canary_exposures']:,} · SRM p = {srm}"
+        f"{' <b>mismatch</b>' if first['srm_mismatch'] else ''}</p>"
+    )
+    table = _table(
+        latest.with_columns(
+            metric=pl.when(pl.col("is_primary")).then(pl.col("metric") + " *").otherwise(pl.col("metric"))
+        ),
+        [
+            ("metric", "metric", "text"),
+            ("control_value", "control", "f3"),
+            ("canary_value", "canary", "f3"),
+            ("lift", "lift", "pct"),
+            ("lift_low", "95% low", "pct"),
+            ("lift_high", "95% high", "pct"),
+            ("p_value", "p", "f3"),
+            ("mde", "MDE", "pct"),
+        ],
+    )
+    primary = frame.filter(pl.col("is_primary")).drop_nulls("lift")
+    plot = plots.experiment(primary) if not primary.is_empty() else ""
+    return _section("experiment", "Online experiment", lead, summary + table + plot)
 
 
 def render(data: MonitoringData, alerts: list[Alert], run_id: str, t: Thresholds | None = None) -> str:
