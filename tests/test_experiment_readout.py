@@ -2,7 +2,7 @@
 envelope and dbt, read back per shopper, equals the simulation's own per-shopper rows; the
 history table; `shopguide experiment status|promote|abort`."""
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -152,6 +152,26 @@ def test_report_section_and_prom_metrics(home):
     assert samples[("shopguide_experiment_shoppers", (("arm", "canary"),))] == readout.shoppers["canary"]
     assert samples[("shopguide_experiment_decision", (("decision", "promote"),))] == 1
     assert samples[("shopguide_experiment_srm_mismatch", ())] == 0
+    assert not [a for a in outcome.alerts if a.source == "experiment"]  # promote: nothing to alert
+
+
+def test_a_broken_split_is_an_alert(home):
+    from reports.alerts import experiment_alerts
+    from reports.collect import collect_experiment
+
+    with connect(home / "warehouse" / "shopguide.duckdb", read_only=True) as con:
+        rows = collect_experiment(con)
+    last_day = rows["as_of"].max()
+    broken = rows.with_columns(
+        srm_mismatch=pl.lit(True), srm_p_value=pl.lit(1e-9), decision=pl.lit("abort"), reason=pl.lit("SRM")
+    )
+    # experiment_alerts reads these two fields of MonitoringData only.
+    data = type("Data", (), {"experiment": broken, "event_log": {"latest_landing_day": last_day}})()
+    alerts = experiment_alerts(data)
+    assert [a.source for a in alerts] == ["experiment", "experiment"]
+    assert "Sample ratio mismatch" in alerts[0].message and "says abort: SRM" in alerts[1].message
+    data.event_log = {"latest_landing_day": last_day + timedelta(days=1)}  # an experiment that has ended
+    assert experiment_alerts(data) == []
 
 
 def test_status_prints_the_readout(cli_home):
