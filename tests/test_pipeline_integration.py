@@ -243,7 +243,7 @@ def test_dbt_unit_tests_pass(landed):
         text=True,
     )
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "PASS=4" in result.stdout
+    assert "PASS=5" in result.stdout  # dedup, sessions, catalog fold, weights, attribution
 
 
 def test_synthetic_shop_end_to_end_publishes_a_gated_snapshot_the_reader_serves(home, dbt_manifest):
