@@ -31,7 +31,8 @@ def _asset_keys(context: AssetExecutionContext) -> list[str] | None:
 
 
 @asset(
-    deps=[AssetKey("published_recommendations")],
+    # After the readout, so the report shows today's experiment figures.
+    deps=[AssetKey("published_recommendations"), AssetKey("experiment_readout")],
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     group_name="monitoring",

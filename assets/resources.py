@@ -14,6 +14,7 @@ from core.dbt_manifest import DBT_EXECUTABLE
 from core.errors import ShopguideError
 from core.settings import Paths
 from embeddings.models import DEFAULT_MODEL, search_model_name
+from experiments.readout import DecisionRule
 from recommendations.config import RecommendationConfig, RecommendationKnobs
 from serving.gate import GateThresholds
 
@@ -184,6 +185,23 @@ def _unknown(name: str) -> str:
     return "unknown setting"
 
 
+class DecisionRuleSettings(Config, DecisionRule):
+    """The experiment readout's decision rule (experiments.readout.DecisionRule), as for TableSettings."""
+
+
+class ExperimentSettings(ConfigurableResource):
+    """The `experiment_readout` asset's settings: its decision rule (docs/experiments.md)."""
+
+    rule: DecisionRuleSettings = DecisionRuleSettings()
+
+    def decision_rule(self) -> DecisionRule:
+        # The plain model: what experiments.readout and the tests compare with.
+        try:
+            return DecisionRule.model_validate(self.rule.model_dump())
+        except ValidationError as error:
+            raise settings_error(error, prefix="experiment.rule") from None
+
+
 def build_resources() -> dict:
     return {
         "shopguide": ShopguideHome(),
@@ -191,4 +209,5 @@ def build_resources() -> dict:
         "encoder": EmbeddingEncoder(),
         "search_encoder": SearchEncoder(),
         "recommender": RecommenderSettings(),
+        "experiment": ExperimentSettings(),
     }

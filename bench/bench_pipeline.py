@@ -56,7 +56,6 @@ PLANNED = ("ASSET_MATERIALIZATION_PLANNED", "ASSET_CHECK_EVALUATION_PLANNED")
 def child(home: str, first: str, last: str, out: str) -> None:
     """In a child process: one Dagster run over first..last, then its event log analysed."""
     from core.settings import Paths
-
     from shopguide.runner import run_range
 
     paths = Paths(Path(home))

@@ -2,7 +2,17 @@
 
 from dagster import Definitions, load_assets_from_modules
 
-from assets import dbt, embeddings, evaluation, ingestion, monitoring, ranker, recommendations, search
+from assets import (
+    dbt,
+    embeddings,
+    evaluation,
+    experiments,
+    ingestion,
+    monitoring,
+    ranker,
+    recommendations,
+    search,
+)
 from assets.quality import quality_checks
 from assets.resources import build_resources
 from orchestration.jobs import evaluation_job, nightly_job, ranker_training_job
@@ -11,7 +21,7 @@ from orchestration.sensors import landing_sensor
 
 defs = Definitions(
     assets=load_assets_from_modules(
-        [ingestion, dbt, embeddings, search, recommendations, ranker, evaluation, monitoring]
+        [ingestion, dbt, embeddings, search, recommendations, ranker, evaluation, experiments, monitoring]
     ),
     asset_checks=quality_checks,
     jobs=[nightly_job, evaluation_job, ranker_training_job],

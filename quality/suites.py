@@ -32,7 +32,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from warehouse.envelope import CATALOG_EVENT_TYPES, EARLIEST_OCCURRED_AT, EVENT_TYPES, QUANTITY_EVENT_TYPES
+from warehouse.envelope import (
+    CATALOG_EVENT_TYPES,
+    EARLIEST_OCCURRED_AT,
+    EVENT_TYPES,
+    PRODUCT_EVENT_TYPES,
+    QUANTITY_EVENT_TYPES,
+)
 
 ERROR = "error"
 WARN = "warn"
@@ -146,7 +152,8 @@ def raw_events_suite(now: datetime | None = None, t: Thresholds | None = None) -
             error(
                 gxe.ExpectColumnValuesToNotBeNull,
                 column="product_id",
-                **_only(e for e in EVENT_TYPES if e != "search"),
+                # recommendation_shown names its products in properties, not product_id.
+                **_only(PRODUCT_EVENT_TYPES),
             ),
             # event_id unique within its landing day: `repeated_event_id` is the id when another
             # row of the same landing day has it, else null (a ranged run checks many days at

@@ -267,6 +267,41 @@ def check_alerts(data: MonitoringData) -> list[Alert]:
     return alerts
 
 
+def experiment_alerts(data: MonitoringData) -> list[Alert]:
+    """A broken split, or a readout that says abort, while the experiment is current: its
+    latest readout is of the newest landing day (the asset records one a night while the
+    canary runs; an older one is of an experiment that has ended)."""
+    if data.experiment.is_empty():
+        return []
+    last = data.experiment.filter(pl.col("as_of") == data.experiment["as_of"].max()).row(0, named=True)
+    newest = data.event_log.get("latest_landing_day")
+    if newest is not None and last["as_of"] < newest:
+        return []
+    subject = f"experiment {last['snapshot_id']}"
+    alerts = []
+    if last["srm_mismatch"]:
+        alerts.append(
+            Alert(
+                "experiment",
+                WARNING,
+                subject,
+                f"Sample ratio mismatch (p = {last['srm_p_value']:.2g}): {last['canary_shoppers']:,} canary "
+                f"vs {last['control_shoppers']:,} control shoppers for a {last['canary_percent']}% canary; "
+                "the split is broken, no lift can be trusted.",
+            )
+        )
+    if last["decision"] == "abort":
+        alerts.append(
+            Alert(
+                "experiment",
+                WARNING,
+                subject,
+                f"The readout says abort: {last['reason']} (`shopguide experiment abort`).",
+            )
+        )
+    return alerts
+
+
 def derive_alerts(data: MonitoringData, thresholds: Thresholds | None = None) -> list[Alert]:
     """Every alert the figures call for, critical first."""
     t = thresholds or Thresholds()
@@ -278,6 +313,7 @@ def derive_alerts(data: MonitoringData, thresholds: Thresholds | None = None) ->
         *quality_alerts(data),
         *check_alerts(data),
         *pipeline_alerts(data),
+        *experiment_alerts(data),
     ]
     return sorted(alerts, key=lambda a: a.severity != CRITICAL)
 

@@ -53,6 +53,8 @@ class MonitoringData:
     pipeline: pl.DataFrame  # run_id, job, status, started_at, step, duration_s
     failed_checks: pl.DataFrame  # run_id, asset, check, severity, failed_rows (latest run)
     notes: dict[str, str] = field(default_factory=dict)  # section -> why it has no plot
+    # experiment_readouts rows of the newest experiment (experiments/warehouse.py): one per as_of × metric
+    experiment: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -143,6 +145,26 @@ def collect_event_log(con) -> tuple[dict, pl.DataFrame, pl.DataFrame, pl.DataFra
             """
         ).pl()
     return info, volume, mix, unknown
+
+
+# --- the online experiment (table written by the experiment_readout asset) -----------------
+
+
+def collect_experiment(con) -> pl.DataFrame:
+    """The readout history of the experiment computed most recently."""
+    from experiments.warehouse import READOUTS_TABLE
+
+    if not _has_table(con, READOUTS_TABLE):
+        return pl.DataFrame()
+    return con.sql(
+        f"""
+        select * from {READOUTS_TABLE}
+        where snapshot_id = (
+            select snapshot_id from {READOUTS_TABLE} order by computed_at desc, as_of desc limit 1
+        )
+        order by as_of, metric
+        """
+    ).pl()
 
 
 # --- data quality (table written by the quality assets) ------------------------------------
@@ -321,6 +343,11 @@ def collect(
         )
         if not _has_table(con, QUALITY_TABLE):
             notes["quality"] = "No data-quality results yet (no data_quality_results table in the warehouse)."
+        experiment = collect_experiment(con)
+    if experiment.is_empty():
+        notes["experiment"] = (
+            "No experiment readout yet (the experiment_readout asset records one while a canary runs)."
+        )
     if not event_log:
         notes["events"] = "The event log is empty: nothing has been ingested yet."
     freshness_rows = []
@@ -374,4 +401,5 @@ def collect(
         pipeline=pipeline,
         failed_checks=failed_checks,
         notes=notes,
+        experiment=experiment,
     )

@@ -30,6 +30,7 @@ SECTIONS = (
     ("embeddings", "Embedding drift"),
     ("recommendations", "Recommendation health"),
     ("quality", "Data quality"),
+    ("experiment", "Online experiment"),
     ("pipeline", "Pipeline durations"),
 )
 
@@ -59,6 +60,7 @@ class Section:
     tables: list[Table] = field(default_factory=list)
     note: str | None = None  # why there is no plot
     data_docs: str | None = None  # relative path of the GX Data Docs, linked from the lead
+    facts: list[str] = field(default_factory=list)  # short lines above the plot (plain text)
 
 
 @functools.cache
@@ -398,6 +400,7 @@ def sections(data: MonitoringData, t: Thresholds) -> list[Section]:
                 data_docs=DATA_DOCS if (data.home / "reports" / DATA_DOCS).exists() else None,
             )
         )
+    out.append(experiment_section(data))
     if data.pipeline.is_empty():
         out.append(
             Section("pipeline", "Pipeline durations", "Step durations per run.", note=notes.get("pipeline"))
@@ -412,6 +415,45 @@ def sections(data: MonitoringData, t: Thresholds) -> list[Section]:
             )
         )
     return out
+
+
+def experiment_section(data: MonitoringData) -> Section:
+    lead = (
+        "The running canary as an A/B test (docs/experiments.md): per arm, the figures over every exposure "
+        "since it started; relative lift canary/control − 1 with its 95% interval (delta method, shopper "
+        "level) and the minimum detectable effect at this sample; the primary metric is starred."
+    )
+    frame = data.experiment
+    if frame.is_empty():
+        return Section("experiment", "Online experiment", lead, note=data.notes.get("experiment"))
+    latest = frame.filter(pl.col("as_of") == frame["as_of"].max())
+    first = latest.row(0, named=True)
+    srm = "–" if first["srm_p_value"] is None else f"{first['srm_p_value']:.3g}"
+    facts = [
+        f"{first['decision']}: {first['reason']}",
+        f"Canary {first['snapshot_id']} at {first['canary_percent']}% · as of {first['as_of']} · "
+        f"{first['days_running']} day(s) · shoppers control {first['control_shoppers']:,} / canary "
+        f"{first['canary_shoppers']:,} · exposures {first['control_exposures']:,} / "
+        f"{first['canary_exposures']:,} · SRM p = {srm}{' (mismatch)' if first['srm_mismatch'] else ''}",
+    ]
+    table = _table(
+        latest.with_columns(
+            metric=pl.when(pl.col("is_primary")).then(pl.col("metric") + " *").otherwise(pl.col("metric"))
+        ),
+        [
+            ("metric", "metric", "text"),
+            ("control_value", "control", "f3"),
+            ("canary_value", "canary", "f3"),
+            ("lift", "lift", "pct"),
+            ("lift_low", "95% low", "pct"),
+            ("lift_high", "95% high", "pct"),
+            ("p_value", "p", "f3"),
+            ("mde", "MDE", "pct"),
+        ],
+    )
+    primary = frame.filter(pl.col("is_primary")).drop_nulls("lift")
+    plot = _plot(plots.experiment(primary)) if not primary.is_empty() else None
+    return Section("experiment", "Online experiment", lead, plot, [table], facts=facts)
 
 
 def render(data: MonitoringData, alerts: list[Alert], run_id: str, t: Thresholds | None = None) -> str:

@@ -283,6 +283,25 @@ def recommendations(frame: pl.DataFrame) -> str:
 
 
 @styled
+def experiment(frame: pl.DataFrame) -> str:
+    """The primary metric's lift and its interval per day of the experiment (`frame`: the
+    readout rows of that metric, one per as_of)."""
+    fig = figure(10, 2.8)
+    ax = fig.subplots()
+    days = frame["as_of"].to_list()
+    lift = frame["lift"].cast(pl.Float64).to_numpy()
+    low, high = frame["lift_low"].cast(pl.Float64).to_numpy(), frame["lift_high"].cast(pl.Float64).to_numpy()
+    ax.fill_between(days, low, high, color=BAND, label="95% interval")
+    ax.plot(days, lift, color=INK, marker="o", markersize=4, linewidth=1, label="lift")
+    ax.axhline(0, color=MUTED, linewidth=0.8)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.set_title(f"{frame['metric'][0]}: canary vs control, relative lift")
+    ax.legend(loc="upper right")
+    _dates(ax)
+    return to_svg(fig, "experiment", "Experiment lift and its interval per day")
+
+
+@styled
 def quality(frame: pl.DataFrame) -> str:
     fig = figure(10, 2.8)
     ax = fig.add_subplot()

@@ -154,6 +154,44 @@ def build_registry(data: MonitoringData, alerts: list[Alert], build_seconds: flo
             _set(ratio, row["pass_rate"], suite=row["suite"])
             _set(failed, row["evaluated"] - row["passed"], suite=row["suite"])
 
+    # The experiment: the newest readout of the newest experiment, per metric and arm.
+    if not data.experiment.is_empty():
+        latest = data.experiment.filter(pl.col("as_of") == data.experiment["as_of"].max())
+        first = latest.row(0, named=True)
+        info = gauge("experiment_info", "The experiment the figures are of.", "snapshot_id", "decision")
+        _set(info, 1, snapshot_id=first["snapshot_id"], decision=first["decision"])
+        _set(gauge("experiment_days_running", "Days of exposures in the readout."), first["days_running"])
+        _set(
+            gauge("experiment_canary_percent", "The canary's configured share, percent."),
+            first["canary_percent"],
+        )
+        shoppers = gauge("experiment_shoppers", "Exposed signed-in shoppers per arm.", "arm")
+        exposures = gauge("experiment_exposures", "Exposures per arm.", "arm")
+        for arm in ("control", "canary"):
+            _set(shoppers, first[f"{arm}_shoppers"], arm=arm)
+            _set(exposures, first[f"{arm}_exposures"], arm=arm)
+        _set(gauge("experiment_srm_p_value", "Sample-ratio chi-square p-value."), first["srm_p_value"])
+        _set(
+            gauge("experiment_srm_mismatch", "1 when the arm split mismatches the share."),
+            int(first["srm_mismatch"]),
+        )
+        decision = gauge("experiment_decision", "1 for the decision rule's current verdict.", "decision")
+        for verdict in ("promote", "abort", "keep_collecting"):
+            _set(decision, int(first["decision"] == verdict), decision=verdict)
+        value = gauge("experiment_metric_value", "Metric per arm.", "metric", "arm")
+        lift = gauge("experiment_lift_ratio", "Relative lift canary/control - 1.", "metric")
+        low = gauge("experiment_lift_low_ratio", "Lower end of the lift's 95% interval.", "metric")
+        high = gauge("experiment_lift_high_ratio", "Upper end of the lift's 95% interval.", "metric")
+        mde = gauge("experiment_mde_ratio", "Minimum detectable relative lift at this sample.", "metric")
+        for row in latest.iter_rows(named=True):
+            metric = row["metric"]
+            _set(value, row["control_value"], metric=metric, arm="control")
+            _set(value, row["canary_value"], metric=metric, arm="canary")
+            _set(lift, row["lift"], metric=metric)
+            _set(low, row["lift_low"], metric=metric)
+            _set(high, row["lift_high"], metric=metric)
+            _set(mde, row["mde"], metric=metric)
+
     # Asset checks that failed in the run the report looked at (gate and GX suites: above).
     checks = gauge("asset_checks_failed", "Failed asset checks in the latest run.", "severity")
     for severity in ("ERROR", "WARN"):

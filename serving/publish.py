@@ -263,29 +263,40 @@ def start_canary(
         return _write_pointer(root, pointer, event)
 
 
-def promote_canary(root: Path) -> dict:
-    """Make the canary's snapshot current for everyone."""
+def _running_canary(pointer: dict, expected: str | None, nothing: str) -> dict:
+    canary = pointer["canary"]
+    if not canary:
+        raise ServingError(nothing)
+    # A decision taken on one canary's readout must not act on another started since.
+    if expected is not None and canary["snapshot"] != expected:
+        raise ServingError(f"the running canary is {canary['snapshot']}, not {expected}; nothing changed.")
+    return canary
+
+
+def promote_canary(root: Path, reason: str | None = None, expected: str | None = None) -> dict:
+    """Make the canary's snapshot current for everyone; `reason` (the experiment readout's,
+    say) goes into the history line."""
     root = Path(root)
     with _locked(root) as pointer:
-        canary = pointer["canary"]
-        if not canary:
-            raise ServingError("no canary is running; `shopguide versions` shows the pointer.")
+        canary = _running_canary(
+            pointer, expected, "no canary is running; `shopguide versions` shows the pointer."
+        )
         old, new = pointer["current"], canary["snapshot"]
         pointer["previous"] = [p for p in [old, *pointer["previous"]] if p and p != new]
         pointer["current"] = new
         pointer["canary"] = None
-        return _write_pointer(root, pointer, {"action": "promote_canary", "snapshot": new, "from": old})
+        event = {"action": "promote_canary", "snapshot": new, "from": old}
+        return _write_pointer(root, pointer, {**event, **({"reason": reason} if reason else {})})
 
 
-def abort_canary(root: Path) -> dict:
+def abort_canary(root: Path, reason: str | None = None, expected: str | None = None) -> dict:
     """Stop the canary: everyone gets the current version again."""
     root = Path(root)
     with _locked(root) as pointer:
-        canary = pointer["canary"]
-        if not canary:
-            raise ServingError("no canary is running; nothing to abort.")
+        canary = _running_canary(pointer, expected, "no canary is running; nothing to abort.")
         pointer["canary"] = None
-        return _write_pointer(root, pointer, {"action": "abort_canary", "snapshot": canary["snapshot"]})
+        event = {"action": "abort_canary", "snapshot": canary["snapshot"]}
+        return _write_pointer(root, pointer, {**event, **({"reason": reason} if reason else {})})
 
 
 def versions(root: Path) -> list[dict]:

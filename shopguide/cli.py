@@ -25,6 +25,11 @@ app = typer.Typer(
 )
 import_app = typer.Typer(help="Write landing files from a built-in producer.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
+experiment_app = typer.Typer(
+    help="The running canary as an A/B experiment: readout, promote, abort (docs/experiments.md).",
+    no_args_is_help=True,
+)
+app.add_typer(experiment_app, name="experiment")
 
 
 # -k of `recommend` and `search`: more rows than a storefront shows, and far below what
@@ -165,6 +170,18 @@ def generate(
             "seed and format; event ids after its last one; days after its last landing day.",
         ),
     ] = False,
+    experiment_lift: Annotated[
+        float | None,
+        typer.Option(
+            help="Also simulate an A/B experiment with this planted relative lift in click-through and "
+            "conversion (0.1 = +10%), written as experiment.jsonl files (docs/experiments.md)."
+        ),
+    ] = None,
+    experiment_share: Annotated[float, typer.Option(help="The experiment's canary share, 0.01-0.99.")] = 0.5,
+    experiment_shoppers: Annotated[int, typer.Option(help="Shoppers in the experiment.")] = 4_000,
+    experiment_snapshot: Annotated[
+        str, typer.Option(help="The snapshot id the canary arm's exposures name.")
+    ] = "canary",
 ) -> None:
     """Write synthetic landing files (views, carts, searches, late and duplicate events)."""
     home = writable_home()
@@ -194,7 +211,13 @@ def generate(
         users=shoppers,
         malformed_share=malformed_share,
     )
+    if experiment_lift is not None:
+        _check_experiment_options(experiment_lift, experiment_share, experiment_shoppers)
     _report_generated(run_generate(home.landing, config, fmt=fmt), home)
+    if experiment_lift is not None:
+        _generate_experiment(
+            home, config, experiment_lift, experiment_share, experiment_shoppers, experiment_snapshot
+        )
 
 
 def _continue_shop(home: Paths, events: int | None, days: int) -> None:
@@ -217,6 +240,41 @@ def _report_generated(summary, home: Paths) -> None:
         f"{summary.lines_written():,} lines ({summary.events:,} events, {summary.duplicates:,} "
         f"duplicates, {summary.malformed:,} malformed, {summary.late:,} late) in "
         f"{len(summary.files)} files under {home.landing}{span}"
+    )
+
+
+def _check_experiment_options(lift: float, share: float, shoppers: int) -> None:
+    if not -0.9 <= lift <= 10:
+        raise UserError(f"--experiment-lift {lift}: use a relative lift from -0.9 to 10.")
+    if not 0.01 <= share <= 0.99:
+        raise UserError(f"--experiment-share {share}: use 0.01 to 0.99.")
+    if not 10 <= shoppers <= 10_000_000:
+        raise UserError(f"--experiment-shoppers {shoppers}: use 10 to 10,000,000.")
+
+
+def _generate_experiment(home, config, lift: float, share: float, shoppers: int, snapshot: str) -> None:
+    from shopguide.sources.experiment import ExperimentSimulation, write_experiment_landing
+
+    # The synthetic catalog's first products, upserted on its first day (SKU-000001, ...).
+    catalog = config.products or 200
+    if catalog < 10:
+        raise UserError("--experiment-lift needs a catalog of at least 10 products (--products).")
+    sim = ExperimentSimulation(
+        shoppers=shoppers,
+        canary_share=share,
+        ctr_lift=lift,
+        conversion_lift=lift,
+        days=config.days,
+        seed=config.seed,
+        novelty=0.3,
+    )
+    product_ids = [f"SKU-{i + 1:06d}" for i in range(min(catalog, 200))]
+    written = write_experiment_landing(
+        home.landing, sim, config.start_date, product_ids, canary_snapshot=snapshot
+    )
+    typer.echo(
+        f"experiment: {sum(written.values()):,} lines in {len(written)} files, canary {snapshot} at "
+        f"{share:.0%}, planted lift {lift:+.1%} (novelty +30% fading)"
     )
 
 
@@ -444,6 +502,126 @@ def publish(
     else:
         publishing.publish(root, snapshot, None, force=force)
         typer.echo(f"published: {snapshot}")
+
+
+def _experiment(snapshot: str | None, percent: int | None):
+    from experiments.warehouse import Experiment, NoExperiment, running_experiment
+
+    if (snapshot is None) != (percent is None):
+        raise UserError("--snapshot and --percent go together (the canary's snapshot id and its share).")
+    if snapshot is not None:
+        if not 1 <= percent <= 99:
+            raise UserError(f"--percent {percent}: use a percent from 1 to 99.")
+        return Experiment(snapshot, percent)
+    running = running_experiment(_serving_root())
+    if running is None:
+        raise NoExperiment(
+            "no canary is running: start one with `shopguide publish --canary P`, or name a past one "
+            "with --snapshot ID --percent P."
+        )
+    return running
+
+
+def _readout_lines(experiment, readout, in_both: int) -> list[str]:
+    def pct(value, sign="+"):
+        return "n/a" if value is None else f"{value:{sign}.2%}"
+
+    srm = readout.srm
+    lines = [
+        f"experiment: canary {experiment.snapshot_id} at {experiment.canary_percent}%, "
+        f"{readout.days_running} day(s) of exposures",
+        f"shoppers:   control {readout.shoppers['control']:,}, canary {readout.shoppers['canary']:,}"
+        + (f" ({in_both:,} seen in both arms left out)" if in_both else ""),
+        f"exposures:  control {readout.exposures['control']:,}, canary {readout.exposures['canary']:,}",
+        "SRM:        "
+        + ("n/a" if srm.p_value is None else f"chi-square {srm.chi_square:.2f}, p = {srm.p_value:.3g}")
+        + (" MISMATCH" if srm.mismatch else ""),
+        f"{'metric':<22}{'control':>12}{'canary':>12}{'lift':>10}  {'95% CI':<20}{'MDE':>8}",
+    ]
+    for m in readout.metrics.values():
+        star = "*" if m.metric == readout.rule.primary else " "
+        interval = "n/a" if m.lift.low is None else f"{pct(m.lift.low)} .. {pct(m.lift.high)}"
+        lines.append(
+            f"{star}{m.metric:<21}{m.control if m.control is not None else float('nan'):>12.4f}"
+            f"{m.canary if m.canary is not None else float('nan'):>12.4f}{pct(m.lift.estimate):>10}  "
+            f"{interval:<20}{pct(m.mde, ''):>8}"
+        )
+    lines.append(f"decision:   {readout.decision} ({readout.reason})")
+    return lines
+
+
+SnapshotOption = Annotated[
+    str | None, typer.Option("--snapshot", help="A canary snapshot id other than the running one.")
+]
+PercentOption = Annotated[
+    int | None, typer.Option("--percent", help="Its canary share, 1-99 (with --snapshot).")
+]
+
+
+@experiment_app.command("status")
+@friendly_errors
+def experiment_status(
+    snapshot: SnapshotOption = None,
+    percent: PercentOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """The running canary's readout over everything logged so far, and the rule's decision."""
+    from experiments.warehouse import current_readout
+
+    experiment = _experiment(snapshot, percent)
+    readout, in_both = current_readout(readable_home().warehouse, experiment)
+    if as_json:
+        echo_json(
+            {**readout.as_dict(), "snapshot_id": experiment.snapshot_id, "shoppers_in_both_arms": in_both}
+        )
+        return
+    typer.echo("\n".join(_readout_lines(experiment, readout, in_both)))
+
+
+def _act_on_canary(action: str, force: bool) -> None:
+    from experiments.readout import ABORT, PROMOTE
+    from experiments.warehouse import NoExperiment, current_readout
+    from serving import publish as publishing
+
+    experiment = _experiment(None, None)
+    try:
+        readout, _ = current_readout(readable_home().warehouse, experiment)
+        decision, reason = readout.decision, readout.reason
+    except NoExperiment as missing:
+        decision, reason = None, str(missing)
+    wanted = PROMOTE if action == "promote" else ABORT
+    # Aborting is always safe (everyone goes back to the current version); promoting against
+    # the readout needs --force, and the history says so.
+    if action == "promote" and decision != wanted and not force:
+        raise UserError(
+            f"the readout does not say promote ({decision or 'no readout'}: {reason}); "
+            "use --force to promote anyway."
+        )
+    why = f"readout: {decision}: {reason}" if decision else reason
+    if action == "promote" and decision != wanted:
+        why = f"forced against the {why}"
+    act = publishing.promote_canary if action == "promote" else publishing.abort_canary
+    pointer = act(_serving_root(writable=True), reason=why, expected=experiment.snapshot_id)
+    done = "promoted" if action == "promote" else "aborted"
+    typer.echo(f"{done} canary {experiment.snapshot_id}; current: {pointer['current']} ({why})")
+
+
+@experiment_app.command("promote")
+@friendly_errors
+def experiment_promote(
+    force: Annotated[
+        bool, typer.Option(help="Promote even though the readout does not say so (recorded).")
+    ] = False,
+) -> None:
+    """Make the canary current for everyone when the readout's decision is promote."""
+    _act_on_canary("promote", force)
+
+
+@experiment_app.command("abort")
+@friendly_errors
+def experiment_abort() -> None:
+    """Stop the canary (always allowed); the readout's figures go into the serving history."""
+    _act_on_canary("abort", force=True)
 
 
 @app.command()

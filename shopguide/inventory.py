@@ -17,7 +17,7 @@ from core.files import atomic_write_json
 from core.settings import Paths
 from shopguide.runlock import current_run, reading_warehouse
 from warehouse.status import warehouse_status
-from warehouse.store import WarehouseBusy, connect
+from warehouse.store import WRITER_WAIT_S, WarehouseBusy, connect
 
 
 def figures_path(paths: Paths):
@@ -44,7 +44,9 @@ def record_figures(paths: Paths, run_id: str, moment: str, *, only_if_stale: boo
         return
     tables = []
     if paths.warehouse.exists():
-        with connect(paths.warehouse, read_only=True) as con:
+        # The run's own children can still hold the file for a moment after its last step
+        # (dbt closes its DuckDB connection as it exits): wait for them as a writer would.
+        with connect(paths.warehouse, read_only=True, wait=WRITER_WAIT_S) as con:
             tables = warehouse_status(con)
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(target, {"as_of": _now(), "recorded": f"{moment} run {run_id}", "tables": tables})

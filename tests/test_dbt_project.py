@@ -197,7 +197,7 @@ def test_unit_tests_pass_under_any_run_window(home, dbt):
     for first in (D1, date(2030, 1, 1)):  # the window must not change what a unit test sees
         result = dbt("test", "--select", "test_type:unit", first=first)
         assert result.returncode == 0, result.stdout[-3000:]
-        assert "PASS=8 WARN=0 ERROR=0" in result.stdout
+        assert "PASS=9 WARN=0 ERROR=0" in result.stdout  # 8, and the attribution window
     for name in (
         "test_fct_events_incremental_takes_a_late_event_under_its_own_day",
         "test_fct_events_incremental_rerun_of_a_loaded_day_selects_each_event_once",

@@ -1,7 +1,7 @@
 """The packages form floors, and an import only ever goes down (or stays on its floor):
 
     core (settings, errors, atomic writes, the dbt manifest)
-      <- warehouse, embeddings, recommendations, quality, evaluation, serving, reports
+      <- warehouse, embeddings, recommendations, quality, evaluation, experiments, serving, reports
       <- assets (Dagster assets, with their resources, partitions and dbt handle)
       <- orchestration (definitions, jobs, schedules, sensors)
       <- shopguide (command line, run launcher, producers)
@@ -25,6 +25,7 @@ FLOORS = {
     "recommendations": 1,
     "quality": 1,
     "evaluation": 1,
+    "experiments": 1,
     "serving": 1,
     "reports": 1,
     "assets": 2,

@@ -243,7 +243,7 @@ def test_dbt_unit_tests_pass(landed):
         text=True,
     )
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "PASS=8" in result.stdout  # 4, and 2 each for the incremental fct_events and fct_sessions
+    assert "PASS=9" in result.stdout  # 4, 2 each for the incremental fct_events and fct_sessions, attribution
 
 
 def test_synthetic_shop_end_to_end_publishes_a_gated_snapshot_the_reader_serves(home, dbt_manifest):

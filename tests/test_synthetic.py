@@ -19,7 +19,7 @@ from shopguide.sources.synthetic import (
     continue_shop,
     generate,
 )
-from warehouse.envelope import EVENT_TYPES, Window
+from warehouse.envelope import SHOP_EVENT_TYPES, Window
 from warehouse.ingest import ingest_lines
 from warehouse.landing import landing_days, landing_files, read_lines
 
@@ -108,7 +108,7 @@ def test_malformed_lines_fail_for_each_kind_of_reason(small):
 
 def test_all_event_types_present_and_in_range(small):
     _, summary, _, events = small
-    assert all(summary.by_type[t] > 0 for t in EVENT_TYPES)
+    assert all(summary.by_type[t] > 0 for t in SHOP_EVENT_TYPES)
     start = datetime.combine(SMALL.start_date, datetime.min.time())
     end = start + timedelta(days=SMALL.days)
     assert all(start <= x.row["occurred_at"] < end for x in events.values())

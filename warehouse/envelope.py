@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-EVENT_TYPES = (
+# The shop's own events. Appended to, never reordered: the synthetic producer indexes them.
+SHOP_EVENT_TYPES = (
     "view",
     "add_to_cart",
     "remove_from_cart",
@@ -25,6 +26,10 @@ EVENT_TYPES = (
     "product_upserted",
     "product_delisted",
 )
+# What the storefront showed from a published snapshot and what was clicked: the exposure log
+# an online experiment (a canary) is read from (docs/experiments.md).
+RECOMMENDATION_EVENT_TYPES = ("recommendation_shown", "recommendation_clicked")
+EVENT_TYPES = SHOP_EVENT_TYPES + RECOMMENDATION_EVENT_TYPES
 CATALOG_EVENT_TYPES = ("product_upserted", "product_delisted")
 # Events that are about one product and need its id.
 PRODUCT_EVENT_TYPES = (
@@ -35,6 +40,7 @@ PRODUCT_EVENT_TYPES = (
     "return",
     "product_upserted",
     "product_delisted",
+    "recommendation_clicked",  # the product clicked
 )
 # Events that move units and need a positive quantity.
 QUANTITY_EVENT_TYPES = ("add_to_cart", "remove_from_cart", "purchase", "return")
@@ -83,6 +89,13 @@ TYPED_PROPERTIES = {
     "merchandise": ("boolean", (bool,)),
 }
 _PLAIN_JSON = (str, bool, type(None))
+# The properties of the two recommendation types, checked on those types only: other types'
+# producers may already use keys such as `rank` freely, and must not start failing.
+ARMS = ("control", "canary")
+SURFACES = ("home", "product_page", "search", "email")
+# A storefront shows a handful of products; a list this long is a producer bug (and would
+# make one exposure line alone approach the line size limit).
+MAX_SHOWN_PRODUCTS = 200
 # orjson, which writes properties to the warehouse, holds integers in this range only.
 _JSON_INT_RANGE = (-(2**63), 2**64 - 1)
 
@@ -243,6 +256,8 @@ def validate_event(record: Any, window: Window) -> dict:
     properties = record.get("properties")
     if properties is not None:
         _check_properties(properties)
+    if event_type in RECOMMENDATION_EVENT_TYPES:
+        _check_recommendation_properties(properties, event_type)
     return {
         "event_id": event_id,
         "event_type": event_type,
@@ -278,6 +293,83 @@ def _check_properties(properties: Any) -> None:
                 raise InvalidEvent(
                     "wrong_type", f"{path} is {type(leaf).__name__} {leaf!r:.60}: not a JSON value"
                 )
+
+
+def _property_identifier(properties: dict, key: str, event_type: str) -> str:
+    value = properties.get(key)
+    if value is None:
+        raise InvalidEvent("missing_field", f"properties.{key} is required for {event_type}")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InvalidEvent("wrong_type", f"properties.{key} must be a string, got {type(value).__name__}")
+    text = str(value).strip()
+    if not text:
+        raise InvalidEvent("missing_field", f"properties.{key} is empty")
+    _check_identifier(f"properties.{key}", text)
+    return text
+
+
+def _property_choice(properties: dict, key: str, choices: tuple[str, ...], event_type: str) -> None:
+    value = properties.get(key)
+    if value is None:
+        raise InvalidEvent("missing_field", f"properties.{key} is required for {event_type}")
+    if not isinstance(value, str):
+        raise InvalidEvent("wrong_type", f"properties.{key} must be a string, got {type(value).__name__}")
+    if value not in choices:  # exact: the readout groups by these strings
+        raise InvalidEvent(
+            "invalid_value", f"properties.{key} {value!r:.40} is not one of {', '.join(choices)}"
+        )
+
+
+def _check_recommendation_properties(properties: Any, event_type: str) -> None:
+    """recommendation_shown / recommendation_clicked (docs/events.md): which snapshot, arm and
+    surface, and the products shown in rank order or the rank clicked. Stored as sent; these
+    checks only make sure the dbt models can read every accepted line."""
+    if properties is None:
+        raise InvalidEvent("missing_field", f"properties is required for {event_type}")
+    _property_identifier(properties, "snapshot_id", event_type)
+    _property_choice(properties, "arm", ARMS, event_type)
+    _property_choice(properties, "surface", SURFACES, event_type)
+    if event_type == "recommendation_shown":
+        products = properties.get("products")
+        if products is None:
+            raise InvalidEvent("missing_field", f"properties.products is required for {event_type}")
+        if not isinstance(products, (list, tuple)):
+            raise InvalidEvent(
+                "wrong_type", f"properties.products must be a list, got {type(products).__name__}"
+            )
+        if not products:
+            raise InvalidEvent("invalid_value", "properties.products is empty: nothing was shown")
+        if len(products) > MAX_SHOWN_PRODUCTS:
+            raise InvalidEvent(
+                "invalid_value",
+                f"properties.products holds {len(products)} ids, more than {MAX_SHOWN_PRODUCTS}",
+            )
+        seen = set()
+        for position, product in enumerate(products):
+            if isinstance(product, bool) or not isinstance(product, (str, int)):
+                raise InvalidEvent(
+                    "wrong_type",
+                    f"properties.products[{position}] must be a string, got {type(product).__name__}",
+                )
+            text = str(product).strip()
+            if not text:
+                raise InvalidEvent("invalid_value", f"properties.products[{position}] is empty")
+            _check_identifier(f"properties.products[{position}]", text)
+            # Staging upper-cases product ids: two spellings of one product would be one product
+            # at two ranks, and attribution could not say which rank sold it.
+            if text.upper() in seen:
+                raise InvalidEvent("invalid_value", f"properties.products repeats {text!r:.40}")
+            seen.add(text.upper())
+    else:
+        rank = properties.get("rank")
+        if rank is None:
+            raise InvalidEvent("missing_field", f"properties.rank is required for {event_type}")
+        if type(rank) is not int:
+            raise InvalidEvent("wrong_type", f"properties.rank must be an integer, got {type(rank).__name__}")
+        if not 1 <= rank <= MAX_SHOWN_PRODUCTS:
+            raise InvalidEvent(
+                "invalid_value", f"properties.rank must be from 1 to {MAX_SHOWN_PRODUCTS}, got {rank}"
+            )
 
 
 def _json_leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:

@@ -127,10 +127,11 @@ def describe_holder(duckdb_message: str) -> str:
     return f"PID {pid} ({command})" if command else f"PID {pid}"
 
 
-def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    """duckdb.connect, with a bounded wait for writers (readers never wait: they have other
-    sources while a run writes, and must not queue in front of it)."""
-    deadline = time.monotonic() + (0 if read_only else WRITER_WAIT_S)
+def _open(path: Path, read_only: bool, wait: float | None = None) -> duckdb.DuckDBPyConnection:
+    """duckdb.connect, with a bounded wait for writers (readers never wait by default: they
+    have other sources while a run writes, and must not queue in front of it)."""
+    wait = (0.0 if read_only else WRITER_WAIT_S) if wait is None else wait
+    deadline = time.monotonic() + wait
     delay = 0.05
     while True:
         try:
@@ -141,7 +142,7 @@ def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
                 raise
             holder = describe_holder(message)
             if holder.startswith("this very process") or time.monotonic() >= deadline:
-                waited = "" if read_only else f" (waited {WRITER_WAIT_S:g} s)"
+                waited = f" (waited {wait:g} s)" if wait else ""
                 raise WarehouseBusy(
                     f"The warehouse {path} is in use by {holder}{waited}. Wait for it to finish "
                     "(or stop it) and try again."
@@ -151,11 +152,15 @@ def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
 
 
 @contextlib.contextmanager
-def connect(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    path: Path, *, read_only: bool = False, wait: float | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to the warehouse file; `wait` overrides how long to wait for another
+    process's lock (a writer waits WRITER_WAIT_S, a reader not at all)."""
     if read_only and not path.exists():
         raise MissingFile(f"No warehouse at {path}. Run `shopguide demo` or `shopguide run --date D` first.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = _open(path, read_only)
+    con = _open(path, read_only, wait)
     try:
         yield con
     finally:

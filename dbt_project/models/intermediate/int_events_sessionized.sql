@@ -1,5 +1,6 @@
 {#-
-    Shopper events (catalog events excluded) numbered into sessions: a session ends
+    Shopper events (catalog and recommendation exposure events excluded: the exposure log has
+    its own models, int_recommendation_items_shown and fct_recommendation_*) numbered into sessions: a session ends
     after `session_timeout_minutes` without an event from the same shopper. A signed-in
     shopper is one actor across devices; a guest is one actor per producer session_id.
 -#}
@@ -11,7 +12,9 @@ shopper_events as (
         *,
         {{ actor_key() }} as actor_key
     from {{ ref('stg_shop__events') }}
-    where event_type not in ('product_upserted', 'product_delisted')
+    where event_type not in (
+        'product_upserted', 'product_delisted', 'recommendation_shown', 'recommendation_clicked'
+    )
 
 ),
 
