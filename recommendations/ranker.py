@@ -225,7 +225,14 @@ def training_set(
     products = np.concatenate([p[0].products for p in parts])
     return (
         TrainingSet(
-            features, labels, groups, bought, cut[boundaries[:-1]], users, products, holdout_catalog,
+            features,
+            labels,
+            groups,
+            bought,
+            cut[boundaries[:-1]],
+            users,
+            products,
+            holdout_catalog,
             holdout_product_ids,
         ),
         cold_start,

@@ -141,7 +141,7 @@ def test_report_section_and_prom_metrics(home):
     outcome = build_report(Paths(home), datetime(2024, 6, 11, 6), "run-r", record=False)
     page = outcome.html_path.read_text()
     assert '<section id="experiment">' in page and 'data-plot="experiment"' in page
-    assert "conversion_rate *" in page and "<p class=\"note\">promote: " in page
+    assert "conversion_rate *" in page and '<p class="note">promote: ' in page
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for f in text_string_to_metric_families(outcome.prom_path.read_text())
