@@ -65,6 +65,19 @@ def test_every_top_level_package_has_a_floor():
     assert packages <= set(FLOORS), f"give these packages a floor in FLOORS: {packages - set(FLOORS)}"
 
 
+def test_every_top_level_package_is_installed():
+    # A package missing from pyproject's list imports from a checkout but not from an install
+    # (a fresh `pip install .`, or the console script of an editable install).
+    import fnmatch
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {p.parent.name for p in REPO.glob("*/__init__.py")} - {"tests", "bench"}
+    missing = {name for name in packages if not any(fnmatch.fnmatch(name, pat) for pat in patterns)}
+    assert not missing, f"add these packages to [tool.setuptools.packages.find] include: {missing}"
+
+
 def test_no_package_imports_a_floor_above_it():
     upward = [
         f"{place} ({package}, floor {FLOORS[package]}, imports {target}, floor {FLOORS[target]})"
