@@ -20,18 +20,27 @@ shown as (
     from {{ ref('stg_shop__events') }}
     where event_type = 'recommendation_shown'
 
+),
+
+items as (
+
+    select
+        exposure_event_id,
+        user_id,
+        session_id,
+        snapshot_id,
+        arm,
+        surface,
+        upper(trim(unnest(products))) as product_id,
+        generate_subscripts(products, 1) as rank,
+        occurred_at,
+        event_date,
+        landed_on
+    from shown
+
 )
 
 select
-    exposure_event_id,
-    user_id,
-    session_id,
-    snapshot_id,
-    arm,
-    surface,
-    upper(trim(unnest(products))) as product_id,
-    generate_subscripts(products, 1) as rank,
-    occurred_at,
-    event_date,
-    landed_on
-from shown
+    exposure_event_id || '|' || rank as item_key,
+    *
+from items
