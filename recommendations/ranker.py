@@ -450,7 +450,17 @@ class RankerModel:
         """The diversity rule's exposure for each product row of a shop's inputs (0 for a
         product the holdout's lists never showed, e.g. one listed since)."""
         shares = self.exposure.get(policy, {})
-        return np.array([shares.get(pid, 0.0) for pid in product_ids], dtype=np.float64)
+        if not shares:
+            return np.zeros(len(product_ids), dtype=np.float64)
+        # A join, not a Python loop: rank_users calls this once per block of shoppers.
+        known = pl.DataFrame({"product_id": list(shares), "share": list(shares.values())})
+        return (
+            pl.DataFrame({"product_id": product_ids}, schema={"product_id": pl.Utf8})
+            .join(known, on="product_id", how="left", maintain_order="left")["share"]
+            .fill_null(0.0)
+            .to_numpy()
+            .astype(np.float64)
+        )
 
     @functools.cached_property
     def model_id(self) -> str:
