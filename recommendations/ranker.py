@@ -34,6 +34,7 @@ from recommendations.cold_start import choose_cold_start
 from recommendations.config import RecommendationConfig
 from recommendations.features import FEATURES, RANKED_SIGNALS, FeatureContext
 from recommendations.inputs import RecInputs
+from recommendations.parallel import map_in_threads
 from recommendations.shop import ShopData, inputs_as_of
 from recommendations.topk import ranks_in_groups
 
@@ -532,13 +533,12 @@ def fit_ranker(
 ) -> RankerModel:
     """Train both boosters and choose the cold-start list from the log before `as_of`."""
     training, cold_start = training_set(data, as_of, config, settings)
-    boosters: dict[str, object | None] = {}
-    info: dict = {}
-    exposure: dict[str, dict[str, float]] = {}
-    for policy in POLICIES:
-        if training is None:
-            boosters[policy], info[policy] = None, {"reason": "no labelled history before the cut-off"}
-            exposure[policy] = {}
-        else:
-            boosters[policy], info[policy], exposure[policy] = train_booster(training, policy, settings)
+    if training is None:
+        trained = [(None, {"reason": "no labelled history before the cut-off"}, {}) for _ in POLICIES]
+    else:
+        # The policies' boosters share nothing but the (read-only) training set.
+        trained = map_in_threads(lambda policy: train_booster(training, policy, settings), POLICIES)
+    boosters = {policy: booster for policy, (booster, _, _) in zip(POLICIES, trained, strict=True)}
+    info = {policy: found for policy, (_, found, _) in zip(POLICIES, trained, strict=True)}
+    exposure = {policy: shares for policy, (_, _, shares) in zip(POLICIES, trained, strict=True)}
     return RankerModel(settings, as_of, boosters, cold_start, info, exposure)
