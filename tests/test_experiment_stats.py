@@ -30,7 +30,7 @@ from experiments.stats import (
     relative_lift,
     sample_ratio_check,
 )
-from shopguide.sources.experiment import ExperimentSimulation, simulate_shoppers
+from shopguide.sources.experiment import ExperimentSimulation, simulate_daily_shoppers, simulate_shoppers
 from tests.crafted_readouts import BROKEN, MANY, OK_SPLIT, intervals
 
 # --- known answers ---------------------------------------------------------------------------
@@ -212,3 +212,18 @@ def test_novelty_inflates_early_click_through_lift():
     late = ExperimentSimulation(shoppers=40_000, ctr_lift=0.05, novelty=1.0, days=30, seed=8)
     assert metric_readout(simulate_shoppers(early), "ctr").lift.estimate > 0.3
     assert metric_readout(simulate_shoppers(late), "ctr").lift.estimate < 0.2
+
+
+def test_daily_frames_accumulate_to_the_whole_experiment():
+    sim = ExperimentSimulation(shoppers=2_000, days=10, seed=4)
+    frames = simulate_daily_shoppers(sim)
+    assert len(frames) == 10 and frames[-1].equals(simulate_shoppers(sim))
+    heights = [f.height for f in frames]
+    assert heights == sorted(heights) and 0 < heights[0] < heights[-1] == 2_000
+    # A shopper's counts only grow from one day to the next, responses included.
+    for before, after in zip(frames, frames[1:], strict=False):
+        joined = before.join(after, on=["user_id", "arm"], suffix="_after")
+        assert joined.height == before.height
+        for column in ("exposures", "clicks", "converted", "revenue"):
+            assert (joined[column] <= joined[f"{column}_after"]).all()
+    assert frames[0]["converted"].sum() < frames[-1]["converted"].sum()
