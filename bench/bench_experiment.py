@@ -1,7 +1,7 @@
 """The readout's statistics over many simulated experiments (docs/experiments.md quotes it).
 
     python bench/bench_experiment.py [--seeds 400] [--shoppers 4000]
-    python bench/bench_experiment.py --peeking [--seeds 1000] [--shoppers 4000]
+    python bench/bench_experiment.py --peeking [--seeds 1000] [--shoppers 4000] [--alpha 0.05]
 
 For each seed: a planted lift (CTR +10 %, conversion and revenue +15 %) → does the 95 %
 interval cover it; an A/A experiment → does any metric reject at 5 %; a broken split (47 %
@@ -66,8 +66,8 @@ def first_verdicts(sim: ExperimentSimulation, rule: DecisionRule) -> dict[str, t
     }
 
 
-def peeking(seeds: int, shoppers: int) -> None:
-    rule = DecisionRule()
+def peeking(seeds: int, shoppers: int, alpha: float) -> None:
+    rule = DecisionRule(alpha=alpha)
     started = time.perf_counter()
     cases = {"A/A (no lift)": 0.0, "conversion +15%": 0.15}
     promoted = {case: dict.fromkeys(SCHEDULES, 0) for case in cases}
@@ -85,8 +85,9 @@ def peeking(seeds: int, shoppers: int) -> None:
                 promoted[case][name] += decision == PROMOTE
                 aborted_early[case][name] += decision == ABORT and day < rule.max_days
     print(
-        f"peeking: {seeds} seeds, {shoppers:,} shoppers over {rule.max_days} days (50/50), default rule "
-        f"(primary {rule.primary}, min {rule.min_days} days, {rule.min_shoppers_per_arm} shoppers an arm), "
+        f"peeking: {seeds} seeds, {shoppers:,} shoppers over {rule.max_days} days (50/50), rule "
+        f"(alpha {rule.alpha}, primary {rule.primary}, min {rule.min_days} days, "
+        f"{rule.min_shoppers_per_arm} shoppers an arm), "
         f"{time.perf_counter() - started:.1f} s"
     )
     for case, counts in promoted.items():
@@ -100,9 +101,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=400)
     parser.add_argument("--shoppers", type=int, default=4_000)
     parser.add_argument("--peeking", action="store_true", help="only the repeated-looks check")
+    parser.add_argument("--alpha", type=float, default=0.05, help="the rule's alpha (--peeking)")
     args = parser.parse_args()
     if args.peeking:
-        peeking(args.seeds, args.shoppers)
+        peeking(args.seeds, args.shoppers, args.alpha)
         return
     started = time.perf_counter()
     planted = {"ctr": 0.10, "add_to_cart_rate": None, "conversion_rate": 0.15, "revenue_per_shopper": 0.15}

@@ -219,11 +219,21 @@ def test_a_broken_split_is_an_alert(home):
     broken = rows.with_columns(
         srm_mismatch=pl.lit(True), srm_p_value=pl.lit(1e-9), decision=pl.lit("abort"), reason=pl.lit("SRM")
     )
-    # experiment_alerts reads these two fields of MonitoringData only.
-    data = type("Data", (), {"experiment": broken, "event_log": {"latest_landing_day": last_day}})()
+    snapshot = rows["snapshot_id"][0]
+    running = pl.DataFrame({"snapshot_id": [snapshot], "is_canary": [True]})
+    # experiment_alerts reads these three fields of MonitoringData only.
+    fields = {"experiment": broken, "event_log": {"latest_landing_day": last_day}, "recommendations": running}
+    data = type("Data", (), fields)()
     alerts = experiment_alerts(data)
     assert [a.source for a in alerts] == ["experiment", "experiment"]
     assert "Sample ratio mismatch" in alerts[0].message and "says abort: SRM" in alerts[1].message
+    # Aborted already (by a person or the automation): the broken split is still worth a look,
+    # "says abort" is not.
+    data.recommendations = running.with_columns(is_canary=pl.lit(False))
+    assert [a.message[:21] for a in experiment_alerts(data)] == ["Sample ratio mismatch"]
+    data.recommendations = pl.DataFrame({"snapshot_id": ["another"], "is_canary": [False]})
+    assert len(experiment_alerts(data)) == 2  # the experiment's snapshot not listed: unknown, kept
+    data.recommendations = running
     data.event_log = {"latest_landing_day": last_day + timedelta(days=1)}  # an experiment that has ended
     assert experiment_alerts(data) == []
 
