@@ -273,9 +273,16 @@ def _running_canary(pointer: dict, expected: str | None, nothing: str) -> dict:
     return canary
 
 
-def promote_canary(root: Path, reason: str | None = None, expected: str | None = None) -> dict:
+def _annotated(event: dict, reason: str | None, details: dict | None) -> dict:
+    # The pointer's own fields win: details cannot rewrite what was done to which snapshot.
+    return {**(details or {}), **({"reason": reason} if reason else {}), **event}
+
+
+def promote_canary(
+    root: Path, reason: str | None = None, expected: str | None = None, details: dict | None = None
+) -> dict:
     """Make the canary's snapshot current for everyone; `reason` (the experiment readout's,
-    say) goes into the history line."""
+    say) and `details` (who acted, the readout's figures) go into the history line."""
     root = Path(root)
     with _locked(root) as pointer:
         canary = _running_canary(
@@ -286,17 +293,19 @@ def promote_canary(root: Path, reason: str | None = None, expected: str | None =
         pointer["current"] = new
         pointer["canary"] = None
         event = {"action": "promote_canary", "snapshot": new, "from": old}
-        return _write_pointer(root, pointer, {**event, **({"reason": reason} if reason else {})})
+        return _write_pointer(root, pointer, _annotated(event, reason, details))
 
 
-def abort_canary(root: Path, reason: str | None = None, expected: str | None = None) -> dict:
-    """Stop the canary: everyone gets the current version again."""
+def abort_canary(
+    root: Path, reason: str | None = None, expected: str | None = None, details: dict | None = None
+) -> dict:
+    """Stop the canary: everyone gets the current version again (history as promote_canary's)."""
     root = Path(root)
     with _locked(root) as pointer:
         canary = _running_canary(pointer, expected, "no canary is running; nothing to abort.")
         pointer["canary"] = None
         event = {"action": "abort_canary", "snapshot": canary["snapshot"]}
-        return _write_pointer(root, pointer, {**event, **({"reason": reason} if reason else {})})
+        return _write_pointer(root, pointer, _annotated(event, reason, details))
 
 
 def versions(root: Path) -> list[dict]:
