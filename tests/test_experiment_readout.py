@@ -213,7 +213,11 @@ def test_a_broken_split_is_an_alert(home):
     from reports.alerts import experiment_alerts
     from reports.collect import collect_experiment
 
-    with connect(home / "warehouse" / "shopguide.duckdb", read_only=True) as con:
+    # Its own readout row (re-recording a day replaces it), not one an earlier test left.
+    experiment = running_experiment(home / "serving")
+    with connect(home / "warehouse" / "shopguide.duckdb") as con:
+        readout, _ = readout_as_of(con, experiment, date(2024, 6, 10))
+        record_readout(con, experiment, date(2024, 6, 10), readout, "run-alert", datetime(2024, 6, 11))
         rows = collect_experiment(con)
     last_day = rows["as_of"].max()
     broken = rows.with_columns(
