@@ -41,6 +41,10 @@ def verdicts(run):
     return sorted((o.expectation, o.success) for o in run.outcomes)
 
 
+def observed(run):
+    return sorted((o.expectation, o.observed_value) for o in run.outcomes)
+
+
 def measure(con, sql: str, params: list, suite, frame_too: bool) -> bool:
     """Time one suite's aggregated path (and the frame path); True when their verdicts agree."""
     run = timed("aggregated (DuckDB + GX)", lambda: validate_query(suite(), con, sql, params))
@@ -52,6 +56,10 @@ def measure(con, sql: str, params: list, suite, frame_too: bool) -> bool:
     agrees = verdicts(old) == verdicts(run)
     failed = [o.expectation for o in old.failures()]
     print(f"    verdicts {'agree' if agrees else 'DIFFER'}; frame failed: {failed}")
+    # Counts are exact on both paths; the examples may differ where row order does (a parallel scan).
+    for (label, mine), (_, theirs) in zip(observed(run), observed(old), strict=True):
+        if mine != theirs:
+            print(f"    observed differs for {label}:\n      aggregated: {mine}\n      frame:      {theirs}")
     return agrees
 
 
