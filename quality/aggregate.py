@@ -7,7 +7,9 @@ many rows it judges, how many of them are null, how many are unexpected, and the
 unexpected values as examples. DuckDB computes those exactly in one scan; GX's own
 expectation classes then judge them (`Expectation._validate` takes the metrics GX would have
 computed, applies `mostly` and builds the same result dictionary), so the verdict, the
-history row and the Data Docs page are those of a full validation.
+history row and the Data Docs page are those of a full validation. `_validate` is GX's
+internal entry point (GX is pinned, 1.24.1); tests/test_quality_aggregate.py holds both paths
+to the same verdicts, counts and examples, so an upgrade that changes it fails there.
 
 How each expectation is evaluated (docs/data-quality.md):
 
@@ -26,7 +28,6 @@ from __future__ import annotations
 import ast
 import math
 from datetime import date, datetime
-from typing import Any
 
 import duckdb
 
@@ -129,30 +130,24 @@ def _validate_frame_table(suite: Suite, con, checked_at) -> SuiteRun:
     for e in suite.expectations:
         groups[how_evaluated(e)].append(e)
 
-    results: dict[int, Any] = {}
-    for e, result in zip(groups[AGGREGATED], _aggregated(con, groups[AGGREGATED], types, suite), strict=True):
-        results[id(e)] = ExpectationValidationResult(
+    ordered = [
+        ExpectationValidationResult(
             success=result["success"],
             expectation_config=e.configuration,
             result=result["result"],
             meta={"evaluated": f"{AGGREGATED}: exact counts over all {rows} rows in DuckDB"},
         )
-    for kind, query in (
-        (SAMPLED, f"select * from {FRAME} limit {SAMPLE_ROWS}"),
-        (EXACT, f"select * from {FRAME}"),
-    ):
+        for e, result in zip(
+            groups[AGGREGATED], _aggregated(con, groups[AGGREGATED], types, suite), strict=True
+        )
+    ]
+    queries = {SAMPLED: f"select * from {FRAME} limit {SAMPLE_ROWS}", EXACT: f"select * from {FRAME}"}
+    for kind, query in queries.items():
         if groups[kind]:
             run = validate(Suite(suite.name, groups[kind], suite.index_column), con.execute(query).df())
-            note = (
-                f"{SAMPLED}: the column's type, from its first {SAMPLE_ROWS} rows"
-                if kind == SAMPLED
-                else f"{EXACT}: all {rows} rows in pandas"
-            )
-            for e, r in zip(groups[kind], run.result.results, strict=True):
-                r.meta = {**(r.meta or {}), "evaluated": note}
-                results[id(e)] = r
-
-    ordered = [results[id(e)] for e in suite.expectations]  # the suite's order, as validate() keeps
+            for r in run.result.results:  # (GX orders its results its own way)
+                r.meta = {**(r.meta or {}), "evaluated": _HOW[kind]}
+                ordered.append(r)
     passed = sum(bool(r.success) for r in ordered)
     gx_result = ExpectationSuiteValidationResult(
         success=passed == len(ordered),
@@ -219,16 +214,9 @@ def _aggregated(con, expectations: list, types: dict, suite: Suite) -> list[dict
     for n, e in enumerate(expectations):
         total, nulls, bad = counts[3 * n : 3 * n + 3]
         where, unexpected, v = predicates[n]
-        examples = (
-            [
-                r[0]
-                for r in con.execute(
-                    f"select {v} from {FRAME} where {where} and {unexpected} limit {EXAMPLES}"
-                ).fetchall()
-            ]
-            if bad
-            else []
-        )
+        # GX's examples: the first unexpected values in row order (nothing to fetch when none).
+        query = f"select {v} from {FRAME} where {where} and {unexpected} limit {EXAMPLES}"
+        examples = [r[0] for r in con.execute(query).fetchall()] if bad else []
         metric = e.map_metric
         metrics = {
             "table.row_count": total,
