@@ -128,6 +128,7 @@ def test_training_labels_never_use_an_event_at_or_after_their_cutoff(monkeypatch
     monkeypatch.setattr(ranker_module, "inputs_as_of", spy)
     as_of = START + timedelta(days=120)
     training, _ = training_set(data, as_of, CONFIG, FAST)
+    seen.sort(reverse=True)  # the cut-offs are built side by side: in any order
     assert [cutoff for cutoff, _, _ in seen] == [as_of - timedelta(days=14), as_of - timedelta(days=28)]
     for cutoff, last_order, last_purchase in seen:
         assert last_order < cutoff and last_purchase < cutoff
