@@ -3,6 +3,8 @@ on every row (see recommendations.reasons) and where it came from (`source`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import polars as pl
 
@@ -62,28 +64,38 @@ USER_BLOCK = 20_000
 
 
 def ranked_user_table(
-    model: RankerModel, inputs: RecInputs, config: RecommendationConfig, block: int = USER_BLOCK
+    model: RankerModel,
+    inputs: RecInputs,
+    config: RecommendationConfig,
+    block: int = USER_BLOCK,
+    user_ids: Sequence[str] | None = None,
 ) -> pl.DataFrame:
-    """One row per (shopper, rank): product, score, reason, source, for every known shopper."""
+    """One row per (shopper, rank): product, score, reason, source, for every known shopper,
+    or only for `user_ids` (the intraday refresh's active shoppers). The generators and
+    features are fitted on the whole of `inputs` either way, so a shopper's list does not
+    depend on which other shoppers are ranked with it."""
+    rows = np.arange(inputs.users.height) if user_ids is None else user_rows(inputs, user_ids)
     policy = "repurchase" if config.allow_repurchase else "new_items"
     shared = _SharedColumns(inputs)
     generators = Generators.fit(inputs, model.settings.limits, model.settings.threads)
     context = FeatureContext.build(inputs)
-    starts = range(0, max(inputs.users.height, 1), block)  # one (empty) block for no shoppers
+    starts = range(0, max(len(rows), 1), block)  # one (empty) block for no shoppers
     frames = [
-        _user_block(
-            model,
-            inputs,
-            config,
-            policy,
-            shared,
-            generators,
-            context,
-            np.arange(start, min(start + block, inputs.users.height)),
-        )
+        _user_block(model, inputs, config, policy, shared, generators, context, rows[start : start + block])
         for start in starts
     ]
     return pl.concat(frames).sort("user_id", "rank")
+
+
+def user_rows(inputs: RecInputs, user_ids: Sequence[str]) -> np.ndarray:
+    """The sorted, distinct rows of `user_ids` in `inputs.users`; an unknown id is a bug of the
+    caller (it must add new shoppers to the users it builds the inputs from)."""
+    wanted = pl.DataFrame({"user_id": list(user_ids)}, schema={"user_id": pl.Utf8}).unique()
+    found = wanted.join(inputs.users.select("user_id", "user_row"), on="user_id", how="left")
+    missing = found.filter(pl.col("user_row").is_null())["user_id"].to_list()
+    if missing:
+        raise ValueError(f"{len(missing)} shoppers are not in the inputs (e.g. {missing[0]!r})")
+    return np.sort(found["user_row"].to_numpy().astype(np.int64))
 
 
 class _SharedColumns:

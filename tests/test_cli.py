@@ -72,7 +72,7 @@ def test_generate_then_status_json_has_stable_keys(home, dbt_manifest):
     status = runner.invoke(app, ["status", "--json"])
     assert status.exit_code == 0, status.output
     report = json.loads(status.output)
-    assert set(report) == {"warehouse", "home", "source", "as_of", "running", "tables"}
+    assert set(report) == {"warehouse", "home", "source", "as_of", "running", "tables", "serving"}
     assert report["source"] == "warehouse" and report["running"] is None  # no run holds it
     raw = next(t for t in report["tables"] if t["table"] == "raw_events")
     assert set(raw) == {"table", "kind", "rows", "checksum", "latest_partition"}
