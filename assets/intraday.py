@@ -176,11 +176,11 @@ def refresh_active_shoppers(paths: Paths, thresholds: GateThresholds | None = No
     touched = shoppers_in(log.intraday, set(new))
     as_of = datetime.combine(max(day for day, _ in files.values()) + timedelta(days=1), time())
     config = config_from_manifest(manifest.config)
-    rows, context = lists_for(paths, manifest, log, touched, as_of, config, lap)
     carried = read_overlay_rows(root, previous.overlay_id) if previous else empty_rows()
     carried = carried.filter(~pl.col("user_id").is_in(touched))
-    gate = None
-    if touched:
+    rows, gate = empty_rows(), None
+    if touched:  # new files of guests only: the ledger moves on, no list changes
+        rows, context = lists_for(paths, manifest, log, touched, as_of, config, lap)
         context.current_recommendations = _served_rows(root, snapshot_id, previous, touched)
         context.current_snapshot_id = snapshot_id
         gate = evaluate_gate(
