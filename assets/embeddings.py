@@ -103,6 +103,7 @@ def sync_catalog_vectors(
             "dtype": described["dtype"],
             "texts_per_second": round(result.texts_per_second, 1),
             "duration_seconds": round(result.seconds, 2),
+            "index_seconds": round(result.index_seconds, 2),
             "lancedb_version": result.version,
             "vector_index": result.indexed,
             **({"text_index_rebuilt": result.text_index_built} if text_index else {}),

@@ -14,6 +14,7 @@ from core.dbt_manifest import DBT_EXECUTABLE
 from core.errors import ShopguideError
 from core.settings import Paths
 from embeddings.models import DEFAULT_MODEL, search_model_name
+from experiments.automation import Automation
 from experiments.readout import DecisionRule
 from recommendations.config import RecommendationConfig, RecommendationKnobs
 from serving.gate import GateThresholds
@@ -190,9 +191,12 @@ class DecisionRuleSettings(Config, DecisionRule):
 
 
 class ExperimentSettings(ConfigurableResource):
-    """The `experiment_readout` asset's settings: its decision rule (docs/experiments.md)."""
+    """The `experiment_readout` asset's settings: its decision rule, and whether the readout
+    acts on it by itself (`automation`: off, abort_only or on; docs/experiments.md)."""
 
     rule: DecisionRuleSettings = DecisionRuleSettings()
+    # Off by default: promoting changes what every shopper sees, so a shop opts in.
+    automation: Automation = Automation.off
 
     def decision_rule(self) -> DecisionRule:
         # The plain model: what experiments.readout and the tests compare with.

@@ -104,8 +104,9 @@ def time_bare(encoder: SentenceTransformerEncoder, texts: list[str]) -> float:
 
 def time_pipeline(
     encoder: SentenceTransformerEncoder, products: pl.DataFrame, workdir: Path
-) -> tuple[float, float]:
-    """Full sync into an empty LanceDB, then a re-run with nothing changed."""
+) -> tuple[float, float, float]:
+    """Full sync into an empty LanceDB, then a re-run with nothing changed: (full seconds,
+    re-run seconds, of the full sync the seconds building the ANN index)."""
     db = connect(Path(tempfile.mkdtemp(dir=workdir)))
     started = time.perf_counter()
     first = sync_product_embeddings(db, products, encoder, datetime(2024, 1, 1))
@@ -115,7 +116,7 @@ def time_pipeline(
     again = sync_product_embeddings(db, products, encoder, datetime(2024, 1, 2))
     rerun = time.perf_counter() - started
     assert again.encoded == 0
-    return full, rerun
+    return full, rerun, first.index_seconds
 
 
 def cpu_precisions(texts: list[str]) -> dict:
@@ -145,7 +146,7 @@ def gpu_run(n: int) -> dict | None:
     texts = synthetic_titles(n)
     encoder.encode(texts[:4096])  # warm: CUDA context, kernels
     bare = min(time_bare(encoder, texts) for _ in range(2))
-    full, rerun = time_pipeline(encoder, catalog(texts), Path(tempfile.mkdtemp()))
+    full, rerun, _ = time_pipeline(encoder, catalog(texts), Path(tempfile.mkdtemp()))
     return {
         "gpu": torch.cuda.get_device_name(0),
         "titles": n,
@@ -183,20 +184,22 @@ def main() -> None:
         f"device {plan.device}, {plan.dtype}, batch {plan.batch_size}, {os.cpu_count()} CPUs, "
         f"torch threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}"
     )
-    bare_times, pipeline_times, rerun_times = [], [], []
+    bare_times, pipeline_times, rerun_times, index_times = [], [], [], []
     for repeat in range(args.repeats):
         bare_times.append(time_bare(encoder, texts))
-        full, rerun = time_pipeline(encoder, products, workdir)
+        full, rerun, index = time_pipeline(encoder, products, workdir)
         pipeline_times.append(full)
         rerun_times.append(rerun)
+        index_times.append(index)
         print(
             f"  round {repeat + 1}: bare {len(texts) / bare_times[-1]:,.0f} titles/s, "
             f"pipeline {len(texts) / full:,.0f} titles/s, unchanged re-run {rerun * 1000:.0f} ms"
         )
-    bare, pipeline, rerun = (
+    bare, pipeline, rerun, index = (
         statistics.median(bare_times),
         statistics.median(pipeline_times),
         statistics.median(rerun_times),
+        statistics.median(index_times),
     )
     result = {
         "texts": len(texts),
@@ -206,6 +209,10 @@ def main() -> None:
         "bare_titles_per_s": len(texts) / bare,
         "pipeline_titles_per_s": len(texts) / pipeline,
         "pipeline_vs_bare": bare / pipeline,
+        # The ANN index (from INDEX_MIN_ROWS products) is built inside the same sync: a
+        # vector store's own work after a load, reported apart as well as included above.
+        "index_build_s": index,
+        "pipeline_without_index_vs_bare": bare / (pipeline - index),
         "unchanged_rerun_s": rerun,
         "rerun_vs_full": rerun / pipeline,
     }
@@ -213,6 +220,10 @@ def main() -> None:
     print(
         f"product_embeddings path          {result['pipeline_titles_per_s']:>9,.0f} titles/s"
         f"   ratio {result['pipeline_vs_bare']:.3f} (goal >= 0.9)"
+    )
+    print(
+        f"  of which ANN index build       {index:>9.1f} s     without it: ratio "
+        f"{result['pipeline_without_index_vs_bare']:.3f}"
     )
     print(
         f"unchanged catalog re-run         {rerun * 1000:>9.0f} ms"

@@ -41,6 +41,10 @@ SHOPPER_SCHEMA = {
     "revenue": pl.Float64,  # attributed purchase revenue
 }
 PROMOTE, ABORT, KEEP = "promote", "abort", "keep_collecting"
+# The version of `decide`'s logic (the settings are DecisionRule's): recorded with every
+# automated or manual action, so a history line says which rule acted. Bump it when decide()
+# changes what it returns for the same figures and settings.
+RULE_VERSION = 1
 
 
 class DecisionRule(BaseModel):

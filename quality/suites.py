@@ -15,7 +15,8 @@ clock for "not in the future") and GX binds an expectation object to one suite, 
 validation gets fresh objects. great_expectations is imported inside the builders: it costs
 seconds, and the Dagster definitions import this package's callers at load time.
 
-Which frame each suite validates (`quality/frames.py`):
+Which frame each suite validates (`quality/frames.py`; the two event suites are judged from
+DuckDB aggregates over it, quality/aggregate.py, the others on the frame in pandas):
 
 | suite | frame |
 |---|---|
@@ -108,9 +109,9 @@ def _time_range(column: str, earliest: datetime, now: datetime) -> list:
     """Not before `earliest` and not in the future relative to the run: the envelope allows a
     day of clock skew past the landing day, so a producer whose clock runs ahead gets in.
 
-    Per row (GX 1.24 compares datetimes in Python: ~4 s per half a million events in a
-    year-long backfill, milliseconds for a nightly day). Column min/max would be faster but
-    fail on a landing day without events (NaT), which is not a data error."""
+    Per row: on the event tables quality/aggregate.py counts the rows outside the range in
+    DuckDB (GX on a pandas frame compares datetimes in Python, ~4 s per million). Column
+    min/max would fail on a landing day without events (NaT), which is not a data error."""
     import great_expectations.expectations as gxe
 
     return [error(gxe.ExpectColumnValuesToBeBetween, column=column, min_value=earliest, max_value=now)]

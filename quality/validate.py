@@ -105,12 +105,21 @@ def validate(suite: Suite, frame, *, checked_at: datetime | None = None) -> Suit
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=suite.name, data=batch, suite=gx_suite)
     )
+    result = definition.run(batch_parameters={"dataframe": df}, result_format=result_format_for(suite))
+    return SuiteRun(suite.name, naive_utc(checked_at), len(df), run_outcomes(suite, result), result)
+
+
+def result_format_for(suite: Suite) -> dict:
+    """GX's SUMMARY: counts and the first 20 unexpected values (quality/aggregate.py asks the same)."""
     result_format: dict = {"result_format": "SUMMARY", "partial_unexpected_count": 20}
     if suite.index_column:
         result_format["unexpected_index_column_names"] = [suite.index_column]
-    result = definition.run(batch_parameters={"dataframe": df}, result_format=result_format)
-    outcomes = [_outcome(suite, r) for r in result.results]
-    return SuiteRun(suite.name, naive_utc(checked_at), len(df), outcomes, result)
+    return result_format
+
+
+def run_outcomes(suite: Suite, result) -> list[Outcome]:
+    """One Outcome per expectation result of a GX suite validation result."""
+    return [_outcome(suite, r) for r in result.results]
 
 
 def describe(config) -> tuple[str, str | None]:

@@ -34,12 +34,14 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 import torch
+from threadpoolctl import threadpool_limits
 
 from recommendations.collaborative import ALS, EASE
 from recommendations.features import SIGNAL_FEATURES, sample_at
 from recommendations.inner_product import InnerProductIndex
 from recommendations.inputs import RecInputs, purchase_counts
 from recommendations.neighbours import nearest_neighbours
+from recommendations.parallel import map_in_threads
 from recommendations.proposals import (
     Bought,
     Proposals,
@@ -129,8 +131,18 @@ class Generators:
     @classmethod
     def fit(cls, inputs: RecInputs, limits: CandidateLimits, threads: int = 1) -> Generators:
         has_history = inputs.history.nnz > 0
-        als = ALS(factors=limits.als_factors).fit(inputs) if has_history and limits.als else None
-        ease = EASE(max_products=limits.ease_products).fit(inputs) if has_history and limits.ease else None
+        fits = []
+        if has_history and limits.als:
+            fits.append(ALS(factors=limits.als_factors))
+        if has_history and limits.ease:
+            fits.append(EASE(max_products=limits.ease_products))
+        # ALS (implicit) and EASE (LAPACK) are independent and release the GIL: side by side,
+        # each on one BLAS thread. The limit is process-wide, so it is set once around both
+        # (ALS's own limit inside restores it to one): a thread count that changed with the
+        # timing would change EASE's rounding, and a re-run would train another ranker.
+        with threadpool_limits(1, "blas"):
+            fitted = {model.name: model for model in map_in_threads(lambda model: model.fit(inputs), fits)}
+        als, ease = fitted.get("als"), fitted.get("ease")
         recent = inputs.purchases.filter(
             pl.col("occurred_at") >= inputs.as_of - timedelta(days=limits.popular_days)
         ).join(inputs.products.select("product_id", "row"), on="product_id")

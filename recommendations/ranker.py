@@ -28,12 +28,14 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from threadpoolctl import threadpool_limits
 
-from recommendations.candidates import CANDIDATE_BLOCK, CandidateLimits, Generators
+from recommendations.candidates import CANDIDATE_BLOCK, CandidateLimits, Generators, torch_threads
 from recommendations.cold_start import choose_cold_start
 from recommendations.config import RecommendationConfig
 from recommendations.features import FEATURES, RANKED_SIGNALS, FeatureContext
 from recommendations.inputs import RecInputs
+from recommendations.parallel import map_in_threads
 from recommendations.shop import ShopData, inputs_as_of
 from recommendations.topk import ranks_in_groups
 
@@ -168,53 +170,27 @@ def training_set(
     data: ShopData, as_of: datetime, config: RecommendationConfig, settings: RankerSettings
 ) -> tuple[TrainingSet | None, dict]:
     """Labelled candidates from every cut-off before `as_of`, and the cold-start choice."""
-    parts: list[tuple] = []
-    holdout_catalog, holdout_product_ids = 0, []
     cold_start = {"list": "popular_30d", "scores": {}}
     if data.events.is_empty():
         return None, cold_start
-    first = data.events["occurred_at"].min()
-    for index, cutoff in enumerate(cutoff_dates(first, as_of, settings)):
-        end = min(cutoff + timedelta(days=settings.label_window_days), as_of)
-        inputs = inputs_as_of(data, cutoff, config, listed_before=end)
-        truth = truth_rows(inputs, _window_purchases(data, cutoff, end))
-        if truth.is_empty():
-            continue
-        generators = Generators.fit(inputs, settings.limits, settings.threads)
-        if index == 0:
-            cold_start = choose_cold_start(generators, truth)
-            holdout_catalog = int(inputs.recommendable.sum())
-            holdout_product_ids = inputs.product_ids
-        returning = np.diff(inputs.history.indptr) > 0
-        users = np.unique(truth["user_row"].to_numpy())
-        users = users[returning[users]]
-        if len(users) > settings.max_training_users:
-            rng = np.random.default_rng(int(cutoff.timestamp()))
-            users = np.sort(rng.choice(users, settings.max_training_users, replace=False))
-        if len(users) == 0:
-            continue
-        context = FeatureContext.build(inputs)
-        positive = set(zip(truth["user_row"].to_list(), truth["row"].to_list(), strict=True))
-        for block in candidate_blocks(generators, context, users, exclude_bought=False):
-            labels = np.fromiter(
-                (
-                    (u, p) in positive
-                    for u, p in zip(block.users.tolist(), block.products.tolist(), strict=True)
-                ),
-                dtype=np.float32,
-                count=len(block.users),
-            )
-            if index > 0:
-                # Older windows only train: sample now, so a large shop's candidates never
-                # sit in memory whole. The newest keeps all (its rounds, penalty and
-                # coverage are judged on full candidate lists).
-                keep = negatives_kept(block.users, labels, settings.negatives_per_shopper)
-                block = CandidateBlock(block.users[keep], block.products[keep], block.features[keep])
-                labels = labels[keep]
-            parts.append((block, labels, index))
-        del inputs, generators, context  # before the next cut-off's are built
+    cutoffs = cutoff_dates(data.events["occurred_at"].min(), as_of, settings)
+    # The cut-offs are independent (each builds its own inputs and generators) and run side
+    # by side. BLAS and torch thread counts are process-wide: they are set once around all
+    # of them, as a count that changed with the timing (one cut-off restoring it while
+    # another runs) could change the rounding, and a re-run would train another ranker.
+    with threadpool_limits(1, "blas"), torch_threads(settings.threads):
+        labelled = map_in_threads(
+            lambda numbered: _labelled_cutoff(data, as_of, config, settings, *numbered),
+            list(enumerate(cutoffs)),
+        )
+    parts = [part for found in labelled if found is not None for part in found.parts]
+    newest = labelled[0] if labelled else None
+    if newest is not None:
+        cold_start = newest.cold_start
     if not parts:
         return None, cold_start
+    holdout_catalog = newest.catalog if newest is not None else 0
+    holdout_product_ids = newest.product_ids if newest is not None else []
     features = np.concatenate([p[0].features for p in parts])
     labels = np.concatenate([p[1] for p in parts])
     users = np.concatenate([p[0].users for p in parts])
@@ -237,6 +213,61 @@ def training_set(
         ),
         cold_start,
     )
+
+
+@dataclass
+class _LabelledCutoff:
+    parts: list[tuple]  # (CandidateBlock, labels, cut-off index)
+    cold_start: dict  # chosen on this cut-off's window (used from the newest)
+    catalog: int  # recommendable products at the cut-off
+    product_ids: list[str]
+
+
+def _labelled_cutoff(
+    data: ShopData,
+    as_of: datetime,
+    config: RecommendationConfig,
+    settings: RankerSettings,
+    index: int,
+    cutoff: datetime,
+) -> _LabelledCutoff | None:
+    """One cut-off's labelled candidates (None when its window has no purchase to learn)."""
+    end = min(cutoff + timedelta(days=settings.label_window_days), as_of)
+    inputs = inputs_as_of(data, cutoff, config, listed_before=end)
+    truth = truth_rows(inputs, _window_purchases(data, cutoff, end))
+    if truth.is_empty():
+        return None
+    generators = Generators.fit(inputs, settings.limits, settings.threads)
+    found = _LabelledCutoff([], {"list": "popular_30d", "scores": {}}, 0, [])
+    if index == 0:
+        found.cold_start = choose_cold_start(generators, truth)
+        found.catalog = int(inputs.recommendable.sum())
+        found.product_ids = inputs.product_ids
+    returning = np.diff(inputs.history.indptr) > 0
+    users = np.unique(truth["user_row"].to_numpy())
+    users = users[returning[users]]
+    if len(users) > settings.max_training_users:
+        rng = np.random.default_rng(int(cutoff.timestamp()))
+        users = np.sort(rng.choice(users, settings.max_training_users, replace=False))
+    if len(users) == 0:
+        return found
+    context = FeatureContext.build(inputs)
+    positive = set(zip(truth["user_row"].to_list(), truth["row"].to_list(), strict=True))
+    for block in candidate_blocks(generators, context, users, exclude_bought=False):
+        labels = np.fromiter(
+            ((u, p) in positive for u, p in zip(block.users.tolist(), block.products.tolist(), strict=True)),
+            dtype=np.float32,
+            count=len(block.users),
+        )
+        if index > 0:
+            # Older windows only train: sample now, so a large shop's candidates never sit in
+            # memory whole. The newest keeps all (its rounds, penalty and coverage are judged
+            # on full candidate lists).
+            keep = negatives_kept(block.users, labels, settings.negatives_per_shopper)
+            block = CandidateBlock(block.users[keep], block.products[keep], block.features[keep])
+            labels = labels[keep]
+        found.parts.append((block, labels, index))
+    return found
 
 
 def _subset(data: TrainingSet, keep_pairs: np.ndarray, keep_groups: np.ndarray, products: bool = False):
@@ -532,13 +563,12 @@ def fit_ranker(
 ) -> RankerModel:
     """Train both boosters and choose the cold-start list from the log before `as_of`."""
     training, cold_start = training_set(data, as_of, config, settings)
-    boosters: dict[str, object | None] = {}
-    info: dict = {}
-    exposure: dict[str, dict[str, float]] = {}
-    for policy in POLICIES:
-        if training is None:
-            boosters[policy], info[policy] = None, {"reason": "no labelled history before the cut-off"}
-            exposure[policy] = {}
-        else:
-            boosters[policy], info[policy], exposure[policy] = train_booster(training, policy, settings)
+    if training is None:
+        trained = [(None, {"reason": "no labelled history before the cut-off"}, {}) for _ in POLICIES]
+    else:
+        # The policies' boosters share nothing but the (read-only) training set.
+        trained = map_in_threads(lambda policy: train_booster(training, policy, settings), POLICIES)
+    boosters = {policy: booster for policy, (booster, _, _) in zip(POLICIES, trained, strict=True)}
+    info = {policy: found for policy, (_, found, _) in zip(POLICIES, trained, strict=True)}
+    exposure = {policy: shares for policy, (_, _, shares) in zip(POLICIES, trained, strict=True)}
     return RankerModel(settings, as_of, boosters, cold_start, info, exposure)

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from recommendations.candidates import Generators
+from recommendations.candidates import Generators, torch_threads
 from recommendations.config import RecommendationConfig
 from recommendations.features import FEATURES, FeatureContext
 from recommendations.inputs import RecInputs
+from recommendations.parallel import map_in_threads, workers
 from recommendations.personal import rank_users
 from recommendations.ranker import RankerModel, threads_for
 from recommendations.reasons import driving_family, reason_texts
@@ -79,11 +80,20 @@ def ranked_user_table(
     shared = _SharedColumns(inputs)
     generators = Generators.fit(inputs, model.settings.limits, model.settings.threads)
     context = FeatureContext.build(inputs)
+    # Blocks are independent: as many side by side as there are workers (a shop smaller than
+    # one block is split among them too).
+    block = max(1, min(block, -(-len(rows) // workers())))
     starts = range(0, max(len(rows), 1), block)  # one (empty) block for no shoppers
-    frames = [
-        _user_block(model, inputs, config, policy, shared, generators, context, rows[start : start + block])
-        for start in starts
-    ]
+
+    def ranked(start: int) -> pl.DataFrame:
+        return _user_block(
+            model, inputs, config, policy, shared, generators, context, rows[start : start + block]
+        )
+
+    # torch's thread count is process-wide: set once around the workers, so that one block's
+    # torch_threads restoring it never hands another block a spinning thread pool.
+    with torch_threads(generators.threads):
+        frames = map_in_threads(ranked, starts)
     return pl.concat(frames).sort("user_id", "rank")
 
 

@@ -267,6 +267,17 @@ def check_alerts(data: MonitoringData) -> list[Alert]:
     return alerts
 
 
+def _canary_ended(data: MonitoringData, snapshot_id: str) -> bool:
+    """True when the snapshot is listed and no longer the canary: someone (or the readout's
+    automation) already acted, and "says abort" would ask for what is done. Unlisted (older
+    than the report's snapshots) counts as unknown: the alert stays."""
+    recs = data.recommendations
+    if recs.is_empty() or "is_canary" not in recs.columns:
+        return False
+    row = recs.filter(pl.col("snapshot_id") == snapshot_id)
+    return row.height > 0 and not row["is_canary"].any()
+
+
 def experiment_alerts(data: MonitoringData) -> list[Alert]:
     """A broken split, or a readout that says abort, while the experiment is current: its
     latest readout is of the newest landing day (the asset records one a night while the
@@ -290,7 +301,7 @@ def experiment_alerts(data: MonitoringData) -> list[Alert]:
                 "the split is broken, no lift can be trusted.",
             )
         )
-    if last["decision"] == "abort":
+    if last["decision"] == "abort" and not _canary_ended(data, last["snapshot_id"]):
         alerts.append(
             Alert(
                 "experiment",

@@ -335,9 +335,10 @@ def sections(data: MonitoringData, t: Thresholds) -> list[Section]:
         )
     else:
         frame = data.recommendations.with_columns(
-            gate=pl.col("gate_passed").replace_strict(
-                {True: "passed", False: "FAILED"}, default="–", return_dtype=pl.String
-            ),
+            # Cast first: snapshots that were never gated make an all-null column of no type.
+            gate=pl.col("gate_passed")
+            .cast(pl.Boolean)
+            .replace_strict({True: "passed", False: "FAILED"}, default="–", return_dtype=pl.String),
             state=pl.when(pl.col("is_current"))
             .then(pl.lit("current"))
             .when(pl.col("is_canary"))

@@ -286,9 +286,16 @@ def _running_canary(pointer: dict, expected: str | None, nothing: str) -> dict:
     return canary
 
 
-def promote_canary(root: Path, reason: str | None = None, expected: str | None = None) -> dict:
+def _annotated(event: dict, reason: str | None, details: dict | None) -> dict:
+    # The pointer's own fields win: details cannot rewrite what was done to which snapshot.
+    return {**(details or {}), **({"reason": reason} if reason else {}), **event}
+
+
+def promote_canary(
+    root: Path, reason: str | None = None, expected: str | None = None, details: dict | None = None
+) -> dict:
     """Make the canary's snapshot current for everyone; `reason` (the experiment readout's,
-    say) goes into the history line."""
+    say) and `details` (who acted, the readout's figures) go into the history line."""
     root = Path(root)
     with _locked(root) as pointer:
         canary = _running_canary(
@@ -299,17 +306,19 @@ def promote_canary(root: Path, reason: str | None = None, expected: str | None =
         pointer["current"] = new
         pointer["canary"] = None
         event = {"action": "promote_canary", "snapshot": new, "from": old, **_drop_overlay(pointer)}
-        return _write_pointer(root, pointer, {**event, **({"reason": reason} if reason else {})})
+        return _write_pointer(root, pointer, _annotated(event, reason, details))
 
 
-def abort_canary(root: Path, reason: str | None = None, expected: str | None = None) -> dict:
-    """Stop the canary: everyone gets the current version again."""
+def abort_canary(
+    root: Path, reason: str | None = None, expected: str | None = None, details: dict | None = None
+) -> dict:
+    """Stop the canary: everyone gets the current version again (history as promote_canary's)."""
     root = Path(root)
     with _locked(root) as pointer:
         canary = _running_canary(pointer, expected, "no canary is running; nothing to abort.")
         pointer["canary"] = None
         event = {"action": "abort_canary", "snapshot": canary["snapshot"]}
-        return _write_pointer(root, pointer, {**event, **({"reason": reason} if reason else {})})
+        return _write_pointer(root, pointer, _annotated(event, reason, details))
 
 
 def _drop_overlay(pointer: dict) -> dict:
@@ -332,7 +341,7 @@ def set_overlay(root: Path, overlay_id: str, snapshot_id: str, reason: str | Non
             )
         pointer["overlay"] = {"id": overlay_id, "snapshot": snapshot_id}
         event = {"action": "overlay", "snapshot": snapshot_id, "overlay": overlay_id}
-        return _write_pointer(root, pointer, {**event, **({"reason": reason} if reason else {})})
+        return _write_pointer(root, pointer, _annotated(event, reason, None))
 
 
 def drop_overlay(root: Path, reason: str | None = None) -> dict:
@@ -342,7 +351,7 @@ def drop_overlay(root: Path, reason: str | None = None) -> dict:
         if not pointer.get("overlay"):
             raise ServingError("no overlay is served; nothing to drop.")
         event = {"action": "drop_overlay", "snapshot": pointer["current"], **_drop_overlay(pointer)}
-        return _write_pointer(root, pointer, {**event, **({"reason": reason} if reason else {})})
+        return _write_pointer(root, pointer, _annotated(event, reason, None))
 
 
 def versions(root: Path) -> list[dict]:

@@ -595,6 +595,7 @@ def experiment_status(
 
 
 def _act_on_canary(action: str, force: bool) -> None:
+    from experiments.automation import readout_details
     from experiments.readout import ABORT, PROMOTE
     from experiments.warehouse import NoExperiment, current_readout
     from serving import publish as publishing
@@ -603,8 +604,10 @@ def _act_on_canary(action: str, force: bool) -> None:
     try:
         readout, _ = current_readout(readable_home().warehouse, experiment)
         decision, reason = readout.decision, readout.reason
+        # as_of None: the figures are over everything logged when the command ran.
+        details = readout_details(readout, "operator", None)
     except NoExperiment as missing:
-        decision, reason = None, str(missing)
+        decision, reason, details = None, str(missing), {"by": "operator"}
     wanted = PROMOTE if action == "promote" else ABORT
     # Aborting is always safe (everyone goes back to the current version); promoting against
     # the readout needs --force, and the history says so.
@@ -617,7 +620,7 @@ def _act_on_canary(action: str, force: bool) -> None:
     if action == "promote" and decision != wanted:
         why = f"forced against the {why}"
     act = publishing.promote_canary if action == "promote" else publishing.abort_canary
-    pointer = act(_serving_root(writable=True), reason=why, expected=experiment.snapshot_id)
+    pointer = act(_serving_root(writable=True), reason=why, expected=experiment.snapshot_id, details=details)
     done = "promoted" if action == "promote" else "aborted"
     typer.echo(f"{done} canary {experiment.snapshot_id}; current: {pointer['current']} ({why})")
 

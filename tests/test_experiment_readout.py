@@ -127,6 +127,59 @@ def test_the_asset_records_each_day_of_its_run(home, tmp_path):
     )
 
 
+def test_the_asset_acts_by_the_rule_when_automation_is_on(home, tmp_path):
+    """On a copy of the home (later tests need the canary running): a day older than the
+    warehouse's latest does not act; the latest day promotes and the history says why; a
+    re-run of it finds nothing to act on."""
+    import shutil
+
+    from dagster import DagsterInstance, materialize
+
+    from assets.experiments import experiment_readout
+    from assets.resources import ExperimentSettings, ShopguideHome
+
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy)
+    root = copy / "serving"
+    canary = read_pointer(root)["canary"]["snapshot"]
+    # The launchpad's way: the resource configured at launch, the option as plain text.
+    resources = {
+        "shopguide": ShopguideHome(home=str(copy)),
+        "experiment": ExperimentSettings.configure_at_launch(),
+    }
+    config = {"resources": {"experiment": {"config": {"automation": "on"}}}}
+
+    def materialize_day(day: str):
+        with DagsterInstance.ephemeral() as instance:
+            result = materialize(
+                [experiment_readout],
+                resources=resources,
+                partition_key=day,
+                instance=instance,
+                run_config=config,
+            )
+        return result.asset_materializations_for_node("experiment_readout")[0].metadata, result.run_id
+
+    # The last exposures are on 2024-06-10, their purchases minutes later on 2024-06-11.
+    older, _ = materialize_day("2024-06-10")
+    assert older["decision"].value == "promote" and older["automation_action"].value == "none"
+    assert "not the latest day (2024-06-11)" in older["automation_message"].value
+    assert read_pointer(root)["canary"]["snapshot"] == canary
+    latest, run_id = materialize_day("2024-06-11")
+    assert latest["automation"].value == "on" and latest["automation_action"].value == "promote"
+    assert read_pointer(root)["current"] == canary and read_pointer(root)["canary"] is None
+    line = history(root, limit=1)[0]
+    assert line["action"] == "promote_canary" and line["by"] == "automation" and line["run_id"] == run_id
+    assert line["readout"]["as_of"] == "2024-06-11" and line["readout"]["days_running"] == 9
+    with connect(copy / "warehouse" / "shopguide.duckdb", read_only=True) as con:
+        recorded = read_readouts(con).filter(
+            (pl.col("as_of") == date(2024, 6, 11)) & (pl.col("metric") == "conversion_rate")
+        )
+    assert line["readout"]["metrics"]["conversion_rate"]["lift_low"] == pytest.approx(recorded["lift_low"][0])
+    again, _ = materialize_day("2024-06-11")
+    assert again["skipped"].value == "no canary is running" and len(history(root)) == 3
+
+
 def test_report_section_and_prom_metrics(home):
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -160,17 +213,31 @@ def test_a_broken_split_is_an_alert(home):
     from reports.alerts import experiment_alerts
     from reports.collect import collect_experiment
 
-    with connect(home / "warehouse" / "shopguide.duckdb", read_only=True) as con:
+    # Its own readout row (re-recording a day replaces it), not one an earlier test left.
+    experiment = running_experiment(home / "serving")
+    with connect(home / "warehouse" / "shopguide.duckdb") as con:
+        readout, _ = readout_as_of(con, experiment, date(2024, 6, 10))
+        record_readout(con, experiment, date(2024, 6, 10), readout, "run-alert", datetime(2024, 6, 11))
         rows = collect_experiment(con)
     last_day = rows["as_of"].max()
     broken = rows.with_columns(
         srm_mismatch=pl.lit(True), srm_p_value=pl.lit(1e-9), decision=pl.lit("abort"), reason=pl.lit("SRM")
     )
-    # experiment_alerts reads these two fields of MonitoringData only.
-    data = type("Data", (), {"experiment": broken, "event_log": {"latest_landing_day": last_day}})()
+    snapshot = rows["snapshot_id"][0]
+    running = pl.DataFrame({"snapshot_id": [snapshot], "is_canary": [True]})
+    # experiment_alerts reads these three fields of MonitoringData only.
+    fields = {"experiment": broken, "event_log": {"latest_landing_day": last_day}, "recommendations": running}
+    data = type("Data", (), fields)()
     alerts = experiment_alerts(data)
     assert [a.source for a in alerts] == ["experiment", "experiment"]
     assert "Sample ratio mismatch" in alerts[0].message and "says abort: SRM" in alerts[1].message
+    # Aborted already (by a person or the automation): the broken split is still worth a look,
+    # "says abort" is not.
+    data.recommendations = running.with_columns(is_canary=pl.lit(False))
+    assert [a.message[:21] for a in experiment_alerts(data)] == ["Sample ratio mismatch"]
+    data.recommendations = pl.DataFrame({"snapshot_id": ["another"], "is_canary": [False]})
+    assert len(experiment_alerts(data)) == 2  # the experiment's snapshot not listed: unknown, kept
+    data.recommendations = running
     data.event_log = {"latest_landing_day": last_day + timedelta(days=1)}  # an experiment that has ended
     assert experiment_alerts(data) == []
 
@@ -204,6 +271,8 @@ def test_promote_by_the_readout_records_why_then_nothing_left_to_act_on(cli_home
     assert last["action"] == "promote_canary" and last["reason"].startswith(
         "readout: promote: primary significantly better: conversion_rate +"
     )
+    assert last["by"] == "operator" and last["readout"]["decision"] == "promote"
+    assert last["readout"]["shoppers"] == {"control": 1_472, "canary": 1_528}
     for command in (["experiment", "promote"], ["experiment", "abort"], ["experiment", "status"]):
         refused = runner.invoke(app, command)
         assert refused.exit_code == 2 and len(refused.output.strip().splitlines()) == 1
@@ -228,6 +297,7 @@ def test_promote_against_the_readout_needs_force_and_abort_is_always_allowed(tmp
     assert read_pointer(root)["canary"] is None and history(root, limit=1)[0]["reason"].startswith(
         "no exposure"
     )
+    assert history(root, limit=1)[0]["by"] == "operator" and "readout" not in history(root, limit=1)[0]
     start_canary(root, b, 10, None, force=True)
     forced = runner.invoke(app, ["experiment", "promote", "--force"])
     assert forced.exit_code == 0 and read_pointer(root)["current"] == b

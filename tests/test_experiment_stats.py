@@ -19,21 +19,19 @@ from experiments.readout import (
     PROMOTE,
     SHOPPER_SCHEMA,
     DecisionRule,
-    MetricReadout,
     compute_readout,
     decide,
     metric_readout,
 )
 from experiments.stats import (
-    Lift,
     RatioEstimate,
-    SampleRatio,
     minimum_detectable_effect,
     ratio_estimate,
     relative_lift,
     sample_ratio_check,
 )
-from shopguide.sources.experiment import ExperimentSimulation, simulate_shoppers
+from shopguide.sources.experiment import ExperimentSimulation, simulate_daily_shoppers, simulate_shoppers
+from tests.crafted_readouts import BROKEN, MANY, OK_SPLIT, intervals
 
 # --- known answers ---------------------------------------------------------------------------
 
@@ -92,36 +90,25 @@ def test_sample_ratio_uses_the_configured_share():
 # --- the decision rule on crafted readouts ---------------------------------------------------
 
 
-def _metric(name, low, high):
-    return MetricReadout(name, 0.1, 0.1, Lift((low + high) / 2, low, high, 0.01, 0.01), 0.05)
-
-
-def _metrics(primary=(-0.01, 0.02), revenue=(-0.01, 0.02), ctr=(-0.01, 0.02)):
-    return {
-        "conversion_rate": _metric("conversion_rate", *primary),
-        "revenue_per_shopper": _metric("revenue_per_shopper", *revenue),
-        "ctr": _metric("ctr", *ctr),
-        "add_to_cart_rate": _metric("add_to_cart_rate", -0.5, -0.1),  # not a guardrail
-    }
-
-
-OK_SPLIT = SampleRatio(1000, 1000, 0.5, 0.0, 1.0, False)
-BROKEN = SampleRatio(1000, 1200, 0.5, 18.2, 2e-5, True)
-MANY = {"control": 5000, "canary": 5000}
-
-
 @pytest.mark.parametrize(
     "metrics, srm, shoppers, days, action, words",
     [
-        (_metrics(primary=(0.01, 0.05)), BROKEN, MANY, 10, ABORT, "sample ratio mismatch"),
-        (_metrics(primary=(-0.08, -0.02)), OK_SPLIT, MANY, 2, ABORT, "significantly worse"),
-        (_metrics(primary=(0.01, 0.05)), OK_SPLIT, MANY, 7, PROMOTE, "significantly better"),
-        (_metrics(primary=(0.01, 0.05)), OK_SPLIT, MANY, 3, KEEP, "before the minimum 7 days"),
-        (_metrics(primary=(0.01, 0.05)), OK_SPLIT, {"control": 100, "canary": 90}, 9, KEEP, "fewer than 500"),
-        (_metrics(primary=(0.01, 0.05), revenue=(-0.2, -0.01)), OK_SPLIT, MANY, 9, KEEP, "guardrail"),
-        (_metrics(primary=(0.01, 0.05), ctr=(-0.2, -0.01)), OK_SPLIT, MANY, 28, ABORT, "guardrail worse"),
-        (_metrics(), OK_SPLIT, MANY, 12, KEEP, "not significant; detectable lift"),
-        (_metrics(), OK_SPLIT, MANY, 28, ABORT, "maximum duration"),
+        (intervals(primary=(0.01, 0.05)), BROKEN, MANY, 10, ABORT, "sample ratio mismatch"),
+        (intervals(primary=(-0.08, -0.02)), OK_SPLIT, MANY, 2, ABORT, "significantly worse"),
+        (intervals(primary=(0.01, 0.05)), OK_SPLIT, MANY, 7, PROMOTE, "significantly better"),
+        (intervals(primary=(0.01, 0.05)), OK_SPLIT, MANY, 3, KEEP, "before the minimum 7 days"),
+        (
+            intervals(primary=(0.01, 0.05)),
+            OK_SPLIT,
+            {"control": 100, "canary": 90},
+            9,
+            KEEP,
+            "fewer than 500",
+        ),
+        (intervals(primary=(0.01, 0.05), revenue=(-0.2, -0.01)), OK_SPLIT, MANY, 9, KEEP, "guardrail"),
+        (intervals(primary=(0.01, 0.05), ctr=(-0.2, -0.01)), OK_SPLIT, MANY, 28, ABORT, "guardrail worse"),
+        (intervals(), OK_SPLIT, MANY, 12, KEEP, "not significant; detectable lift"),
+        (intervals(), OK_SPLIT, MANY, 28, ABORT, "maximum duration"),
     ],
 )
 def test_decision_rule(metrics, srm, shoppers, days, action, words):
@@ -130,7 +117,7 @@ def test_decision_rule(metrics, srm, shoppers, days, action, words):
 
 
 def test_decision_rule_is_configurable_and_checked():
-    metrics = _metrics(primary=(-0.01, 0.02), ctr=(0.01, 0.03))
+    metrics = intervals(primary=(-0.01, 0.02), ctr=(0.01, 0.03))
     assert decide(metrics, OK_SPLIT, MANY, 7, DecisionRule(primary="ctr", guardrails=[]))[0] == PROMOTE
     assert decide(metrics, OK_SPLIT, MANY, 3, DecisionRule(primary="ctr", min_days=3))[0] == PROMOTE
     with pytest.raises(ValueError, match="unknown metric"):
@@ -225,3 +212,18 @@ def test_novelty_inflates_early_click_through_lift():
     late = ExperimentSimulation(shoppers=40_000, ctr_lift=0.05, novelty=1.0, days=30, seed=8)
     assert metric_readout(simulate_shoppers(early), "ctr").lift.estimate > 0.3
     assert metric_readout(simulate_shoppers(late), "ctr").lift.estimate < 0.2
+
+
+def test_daily_frames_accumulate_to_the_whole_experiment():
+    sim = ExperimentSimulation(shoppers=2_000, days=10, seed=4)
+    frames = simulate_daily_shoppers(sim)
+    assert len(frames) == 10 and frames[-1].equals(simulate_shoppers(sim))
+    heights = [f.height for f in frames]
+    assert heights == sorted(heights) and 0 < heights[0] < heights[-1] == 2_000
+    # A shopper's counts only grow from one day to the next, responses included.
+    for before, after in zip(frames, frames[1:], strict=False):
+        joined = before.join(after, on=["user_id", "arm"], suffix="_after")
+        assert joined.height == before.height
+        for column in ("exposures", "clicks", "converted", "revenue"):
+            assert (joined[column] <= joined[f"{column}_after"]).all()
+    assert frames[0]["converted"].sum() < frames[-1]["converted"].sum()

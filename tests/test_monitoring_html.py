@@ -93,6 +93,17 @@ def test_headline_cards_escape_what_the_dagster_instance_says(hostile_home):
     assert 'data-plot="pipeline"' in page  # with a pipeline, the seventh plot is there too
 
 
+def test_snapshots_that_were_never_gated_render_as_not_gated(hostile_home):
+    """gate_passed all null (snapshots published before the gate existed, or by hand) is a
+    column of no type: the report used to crash on it."""
+    data = collect(hostile_home, NOW)
+    assert data.recommendations.height > 0
+    never_gated = data.recommendations.with_columns(gate_passed=pl.lit(None))
+    assert never_gated.schema["gate_passed"] == pl.Null
+    page = render(dataclasses.replace(data, recommendations=never_gated), [], "run-1")
+    assert "gate FAILED" not in page and "not gated" in page
+
+
 def test_a_wheel_carries_the_templates(tmp_path):
     """Built from a copy of the sources (pip builds in place), as a fresh install would get it."""
     source = tmp_path / "src"

@@ -111,6 +111,41 @@ def simulate_shoppers(sim: ExperimentSimulation) -> pl.DataFrame:
     )
 
 
+def simulate_daily_shoppers(sim: ExperimentSimulation) -> list[pl.DataFrame]:
+    """The experiment as the daily readout sees it: for each day d = 1 .. sim.days, one row per
+    shopper exposed before the end of day d, counting the exposures and clicks until then and
+    the responses (which follow a shopper's last exposure by minutes, as in experiment_events)
+    once that last exposure has happened. The last frame equals simulate_shoppers(sim)."""
+    d = _draw(sim)
+    n = sim.shoppers
+    last_seen = np.full(n, -1.0)
+    np.maximum.at(last_seen, d.exposure_shopper, d.exposure_day)
+    user_ids = np.array([f"U-{i + 1:07d}" for i in range(n)])
+    arms = np.where(d.canary, "canary", "control")
+    frames = []
+    for day in range(1, sim.days + 1):
+        shown = d.exposure_day < day
+        exposures = np.bincount(d.exposure_shopper[shown], minlength=n)
+        clicks = np.bincount(d.exposure_shopper[shown], weights=d.clicked[shown], minlength=n)
+        responded = last_seen < day
+        present = exposures > 0
+        frames.append(
+            pl.DataFrame(
+                {
+                    "user_id": user_ids[present],
+                    "arm": arms[present],
+                    "exposures": exposures[present],
+                    "clicks": clicks[present].astype(np.int64),
+                    "carted": (d.carted & responded)[present].astype(np.int64),
+                    "converted": (d.converted & responded)[present].astype(np.int64),
+                    "revenue": np.where(d.converted & responded, d.order_value, 0.0)[present],
+                },
+                schema=SHOPPER_SCHEMA,
+            )
+        )
+    return frames
+
+
 def experiment_events(
     sim: ExperimentSimulation,
     start_date: date,

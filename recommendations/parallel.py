@@ -1,0 +1,42 @@
+"""Independent pieces of the nightly work side by side, one thread each.
+
+Most of the recommendation step is LightGBM, LAPACK, scipy.sparse and torch calls, which
+release the GIL; each piece runs them on one thread of its own (RankerSettings.threads and
+torch_threads keep every library at one OpenMP thread, because their spinning workers cost
+more than they save on a shared machine). Two pieces on two cores then each get a core,
+with nothing spinning. Only pieces that are independent and produce the same result in any
+order go through here: the output is the same as a serial loop's, in the same order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Memory grows with the pieces in flight (a block of shoppers' candidates is ~0.5 GB): past
+# four, a large shop would trade its memory budget for little time on a small machine.
+MAX_WORKERS = 4
+
+
+def workers() -> int:
+    """Threads for independent pieces: the cores this process may use, at most MAX_WORKERS."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_WORKERS, cores))
+
+
+def map_in_threads(function: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """`[function(item) for item in items]`, the items side by side; the first error raised
+    is raised here."""
+    items = list(items)
+    if len(items) <= 1 or workers() == 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(workers(), len(items))) as pool:
+        return list(pool.map(function, items))

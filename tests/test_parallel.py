@@ -1,0 +1,50 @@
+"""recommendations.parallel: side by side, but the same result as a serial loop."""
+
+import threading
+import time
+
+import pytest
+
+from recommendations import parallel
+
+
+def test_results_come_back_in_the_order_of_the_items_whatever_finishes_first():
+    def slow_for_small(n: int) -> int:
+        time.sleep(0.02 * (5 - n))  # the first items finish last
+        return n * n
+
+    assert parallel.map_in_threads(slow_for_small, range(5)) == [0, 1, 4, 9, 16]
+
+
+def test_items_run_on_several_threads_when_the_machine_has_cores(monkeypatch):
+    monkeypatch.setattr(parallel, "workers", lambda: 2)
+    both_started = threading.Barrier(2, timeout=5)
+
+    def wait_for_the_other(n: int) -> str:
+        both_started.wait()  # would time out (BrokenBarrierError) if run one after the other
+        return threading.current_thread().name
+
+    names = parallel.map_in_threads(wait_for_the_other, [1, 2])
+    assert len(set(names)) == 2
+
+
+def test_one_worker_runs_in_the_calling_thread(monkeypatch):
+    monkeypatch.setattr(parallel, "workers", lambda: 1)
+    here = threading.current_thread().name
+    assert parallel.map_in_threads(lambda _: threading.current_thread().name, [1, 2, 3]) == [here] * 3
+
+
+def test_an_error_in_one_item_is_raised_to_the_caller(monkeypatch):
+    monkeypatch.setattr(parallel, "workers", lambda: 2)
+
+    def fails_on_two(n: int) -> int:
+        if n == 2:
+            raise ValueError("item 2")
+        return n
+
+    with pytest.raises(ValueError, match="item 2"):
+        parallel.map_in_threads(fails_on_two, [1, 2, 3])
+
+
+def test_workers_are_bounded_by_the_cores_and_the_memory_cap():
+    assert 1 <= parallel.workers() <= parallel.MAX_WORKERS
