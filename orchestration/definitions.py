@@ -9,23 +9,35 @@ from assets import (
     experiments,
     ingestion,
     monitoring,
+    overlay,
     ranker,
     recommendations,
     search,
 )
 from assets.quality import quality_checks
 from assets.resources import build_resources
-from orchestration.jobs import evaluation_job, nightly_job, ranker_training_job
+from orchestration.jobs import evaluation_job, intraday_job, nightly_job, ranker_training_job
 from orchestration.schedules import evaluation_schedule, nightly_schedule, ranker_training_schedule
-from orchestration.sensors import landing_sensor
+from orchestration.sensors import intraday_sensor, landing_sensor
 
 defs = Definitions(
     assets=load_assets_from_modules(
-        [ingestion, dbt, embeddings, search, recommendations, ranker, evaluation, experiments, monitoring]
+        [
+            ingestion,
+            dbt,
+            embeddings,
+            search,
+            recommendations,
+            ranker,
+            evaluation,
+            experiments,
+            monitoring,
+            overlay,
+        ]
     ),
     asset_checks=quality_checks,
-    jobs=[nightly_job, evaluation_job, ranker_training_job],
+    jobs=[nightly_job, evaluation_job, ranker_training_job, intraday_job],
     schedules=[nightly_schedule, evaluation_schedule, ranker_training_schedule],
-    sensors=[landing_sensor],
+    sensors=[landing_sensor, intraday_sensor],
     resources=build_resources(),
 )

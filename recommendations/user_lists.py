@@ -3,6 +3,8 @@ on every row (see recommendations.reasons) and where it came from (`source`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import polars as pl
 
@@ -63,27 +65,47 @@ USER_BLOCK = 20_000
 
 
 def ranked_user_table(
-    model: RankerModel, inputs: RecInputs, config: RecommendationConfig, block: int = USER_BLOCK
+    model: RankerModel,
+    inputs: RecInputs,
+    config: RecommendationConfig,
+    block: int = USER_BLOCK,
+    user_ids: Sequence[str] | None = None,
 ) -> pl.DataFrame:
-    """One row per (shopper, rank): product, score, reason, source, for every known shopper."""
+    """One row per (shopper, rank): product, score, reason, source, for every known shopper,
+    or only for `user_ids` (the intraday refresh's active shoppers). The generators and
+    features are fitted on the whole of `inputs` either way, so a shopper's list does not
+    depend on which other shoppers are ranked with it."""
+    rows = np.arange(inputs.users.height) if user_ids is None else user_rows(inputs, user_ids)
     policy = "repurchase" if config.allow_repurchase else "new_items"
     shared = _SharedColumns(inputs)
     generators = Generators.fit(inputs, model.settings.limits, model.settings.threads)
     context = FeatureContext.build(inputs)
     # Blocks are independent: as many side by side as there are workers (a shop smaller than
     # one block is split among them too).
-    block = max(1, min(block, -(-inputs.users.height // workers())))
-    starts = range(0, max(inputs.users.height, 1), block)  # one (empty) block for no shoppers
+    block = max(1, min(block, -(-len(rows) // workers())))
+    starts = range(0, max(len(rows), 1), block)  # one (empty) block for no shoppers
 
     def ranked(start: int) -> pl.DataFrame:
-        rows = np.arange(start, min(start + block, inputs.users.height))
-        return _user_block(model, inputs, config, policy, shared, generators, context, rows)
+        return _user_block(
+            model, inputs, config, policy, shared, generators, context, rows[start : start + block]
+        )
 
     # torch's thread count is process-wide: set once around the workers, so that one block's
     # torch_threads restoring it never hands another block a spinning thread pool.
     with torch_threads(generators.threads):
         frames = map_in_threads(ranked, starts)
     return pl.concat(frames).sort("user_id", "rank")
+
+
+def user_rows(inputs: RecInputs, user_ids: Sequence[str]) -> np.ndarray:
+    """The sorted, distinct rows of `user_ids` in `inputs.users`; an unknown id is a bug of the
+    caller (it must add new shoppers to the users it builds the inputs from)."""
+    wanted = pl.DataFrame({"user_id": list(user_ids)}, schema={"user_id": pl.Utf8}).unique()
+    found = wanted.join(inputs.users.select("user_id", "user_row"), on="user_id", how="left")
+    missing = found.filter(pl.col("user_row").is_null())["user_id"].to_list()
+    if missing:
+        raise ValueError(f"{len(missing)} shoppers are not in the inputs (e.g. {missing[0]!r})")
+    return np.sort(found["user_row"].to_numpy().astype(np.int64))
 
 
 class _SharedColumns:

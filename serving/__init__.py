@@ -5,7 +5,8 @@ Layout under the serving root (`serving_root(paths)` = `Paths.serving`, SHOPGUID
     snapshots/<snapshot_id>/{user_recommendations,similar_products,popular_products,products}.parquet
     snapshots/<snapshot_id>/manifest.json   immutable: ids, row counts, checksums, model, config
     snapshots/<snapshot_id>/gate.json       the quality gate's verdict (written at publish)
-    CURRENT.json                            the pointer: current, previous, canary, history
+    overlays/<overlay_id>/{user_recommendations.parquet,manifest.json}   intraday lists (overlays.py)
+    CURRENT.json                            the pointer: current, previous, canary, overlay
     .publish.lock                           flock'd by publishers around pointer updates
 
 The storefront reads only these files, never the pipeline's DuckDB file (which a running

@@ -3,7 +3,8 @@
 What it answers comes from `LiveReader` (the reader library's answers, from snapshots held
 in memory and swapped whole when the pointer moves), so the service never opens the
 pipeline's DuckDB file and a nightly run never blocks it. Every answer names the snapshot it
-came from (the `X-Snapshot-Id` header and `snapshot_id` in the body).
+came from (the `X-Snapshot-Id` header and `snapshot_id` in the body); a shopper's list that
+an intraday overlay answered also names it (`X-Overlay-Id`, `overlay_id`).
 
 Bad requests get a 4xx and a one-line JSON `{"error": ...}`: parameters are bounded and
 typed in the signatures (FastAPI validates them and documents them in /openapi.json), ids
@@ -47,6 +48,7 @@ MAX_K = 100
 MAX_SEARCH_K = 50
 MAX_URL_BYTES = 4096
 SNAPSHOT_HEADER = "X-Snapshot-Id"
+OVERLAY_HEADER = "X-Overlay-Id"
 
 # search(query, k, category, min_price, max_price) → rows; assembled by the CLI from the
 # product search of `embeddings.search` (the serving layer does not load models itself).
@@ -188,9 +190,13 @@ def create_app(
         rows = live.get_recommendations(user_id, k if category is None else MAX_K, snapshot=snap)
         rows = _in_category(rows, category)[:k]
         personalized = any(row["source"] != "fallback_global" for row in rows)
-        return answer(
-            {"user_id": user_id, "personalized": personalized, "items": _items(rows)}, snap.snapshot_id
-        )
+        body = {"user_id": user_id, "personalized": personalized, "items": _items(rows)}
+        if snap.overlay_id is None:
+            return answer(body, snap.snapshot_id)
+        # The overlay applies to the whole answer (one state), whether or not it holds this shopper.
+        response = answer({**body, "overlay_id": snap.overlay_id}, snap.snapshot_id)
+        response.headers[OVERLAY_HEADER] = snap.overlay_id
+        return response
 
     @app.get("/v1/products/{product_id}/similar", summary="Products similar to one product")
     async def similar(
@@ -278,6 +284,7 @@ def create_app(
                 "snapshot_id": current,
                 "age_seconds": round(live.age_seconds(current), 1),
                 "canary": state.pointer.get("canary"),
+                "overlay": state.pointer.get("overlay"),
                 "problem": live.problem or warming["problem"],
             },
             headers={SNAPSHOT_HEADER: current},

@@ -176,6 +176,7 @@ class GateInput:
     tables: dict[str, pl.DataFrame]
     context: GateContext
     thresholds: GateThresholds
+    scope: tuple[str, ...] = GATED_TABLES  # the tables this candidate replaces
 
     def _table(self, name: str) -> pl.DataFrame:
         df = self.tables.get(name)
@@ -210,8 +211,8 @@ class GateInput:
 
 
 def tables_present(g: GateInput) -> GateCheck:
-    """Each of the three recommendation tables is in the candidate and has rows."""
-    missing = [name for name in GATED_TABLES if name not in g.tables or g.tables[name].height == 0]
+    """Each recommendation table of the candidate's scope is there and has rows."""
+    missing = [name for name in g.scope if name not in g.tables or g.tables[name].height == 0]
     message = f"missing or empty: {missing}" if missing else "all recommendation tables have rows"
     return GateCheck("tables_present", not missing, len(missing), 0, "==", message)
 
@@ -456,10 +457,19 @@ def evaluate_gate(
     candidate: dict[str, pl.DataFrame],
     context: GateContext,
     thresholds: GateThresholds | None = None,
+    scope: tuple[str, ...] = GATED_TABLES,
 ) -> GateResult:
-    """Run every check on the candidate tables; never raises for bad data, only reports it."""
+    """Run every check on the candidate tables; never raises for bad data, only reports it.
+
+    `scope`: the tables the candidate replaces. An intraday overlay replaces only some
+    shoppers' rows of user_recommendations: it is gated by the same checks on those rows
+    alone (scope ("user_recommendations",), the context restricted to those shoppers), and
+    the tables it does not hold are not required."""
+    unknown = set(scope) - set(GATED_TABLES)
+    if unknown:
+        raise ValueError(f"unknown gate scope {sorted(unknown)}; the gated tables are {GATED_TABLES}")
     t = thresholds or GateThresholds()
-    g = GateInput(candidate, context, t)
+    g = GateInput(candidate, context, t, tuple(scope))
     checks = [check(g) for check in CHECKS]
     suite_runs = []
     if t.expectations:

@@ -2,9 +2,10 @@
 
 The HTTP service answers a thousand requests a second from one process, so no request reads
 `CURRENT.json` or opens a Parquet file. A watcher thread polls the pointer (every `poll_s`);
-when it moves (publish, rollback, canary start/stop), the newly pointed snapshots are loaded
-completely *before* the switch, which is one assignment of an immutable `ServingState`. A
-request takes the state once, so its answer comes from one snapshot, and a publish is served
+when it moves (publish, rollback, canary start/stop, a new intraday overlay), the newly
+pointed snapshots and overlay are loaded completely *before* the switch, which is one
+assignment of an immutable `ServingState`. A request takes the state once, so its answer
+comes from one snapshot (and one overlay), and a publish is served
 within `poll_s` plus the load time. If the serving folder becomes unreadable, or a new
 snapshot cannot be loaded, the last good state keeps serving and `problem` says why.
 """
@@ -20,8 +21,9 @@ from pathlib import Path
 import polars as pl
 
 from serving.errors import ServingError
+from serving.overlays import read_overlay_rows
 from serving.publish import POINTER, read_pointer
-from serving.reader import Reader, _Snapshot
+from serving.reader import Reader, _Overlaid, _Snapshot, overlay_for
 from serving.snapshots import read_manifest
 
 DEFAULT_POLL_S = 0.25
@@ -32,6 +34,7 @@ class ServingState:
     pointer: dict
     snapshots: dict[str, _Snapshot]  # every snapshot the pointer routes to, loaded
     created_at: dict[str, datetime]  # snapshot id → when it was written (its manifest)
+    overlay: _Overlaid | None = None  # the current snapshot with the pointer's overlay applied
 
 
 def routed_ids(pointer: dict) -> list[str]:
@@ -87,12 +90,22 @@ class LiveReader(Reader):
                 created[snapshot_id] = datetime.fromisoformat(
                     read_manifest(self.root, snapshot_id).created_at
                 )
+            overlay = None
+            overlay_id = overlay_for(pointer, pointer["current"])
+            if overlay_id is not None:
+                known = (
+                    state.overlay
+                    if state and state.overlay and state.overlay.overlay_id == overlay_id
+                    else None
+                )
+                rows = known.rows if known else read_overlay_rows(self.root, overlay_id)
+                overlay = _Overlaid(snapshots[pointer["current"]], overlay_id, rows)
         except (OSError, ServingError, ValueError, pl.exceptions.PolarsError) as error:
             self.problem = (
                 f"cannot load snapshot(s) {routed_ids(pointer)} ({error}); serving the last good one"
             )
             return False
-        self._state = ServingState(pointer, snapshots, created)
+        self._state = ServingState(pointer, snapshots, created, overlay)
         self.problem = None
         return True
 
@@ -107,11 +120,14 @@ class LiveReader(Reader):
     def pointer(self) -> dict:
         return self.state.pointer
 
-    def _serving_snapshot(self, user_id: str | None) -> _Snapshot:
-        state = self.state  # taken once: the answer comes from this state's snapshot
-        return state.snapshots[self._route(state.pointer, user_id)]
+    def _serving_snapshot(self, user_id: str | None) -> _Snapshot | _Overlaid:
+        state = self.state  # taken once: the answer comes from this state's snapshot and overlay
+        snapshot_id = self._route(state.pointer, user_id)
+        if state.overlay is not None and state.overlay.snapshot_id == snapshot_id:
+            return state.overlay
+        return state.snapshots[snapshot_id]
 
-    def snapshot_for(self, user_id: str | None) -> _Snapshot:
+    def snapshot_for(self, user_id: str | None) -> _Snapshot | _Overlaid:
         return self._serving_snapshot(user_id)
 
     def age_seconds(self, snapshot_id: str) -> float:

@@ -5,7 +5,13 @@ optional canary:
 
     {"current": "20111209T020000Z-1a2b3c4d", "previous": ["20111208T020000Z-..."],
      "canary": {"snapshot": "...", "percent": 10, "salt": "..."} | null,
+     "overlay": {"id": "20111209T101500Z-...", "snapshot": "20111209T020000Z-1a2b3c4d"} | null,
      "updated_at": "2011-12-09T02:00:01.000000Z"}
+
+`overlay` names the intraday lists served on top of `current` (serving/overlays.py). A
+publish (the nightly run folds the day's events into its snapshot), a rollback and a canary
+promotion drop it in the same pointer write, so no shopper ever sees an overlay on top of a
+snapshot it was not built for.
 
 Why a pointer file: publishing, rolling back and promoting are one small atomic file
 replace (temp file in the same folder, fsync, `os.replace`), so a reader sees the old
@@ -55,7 +61,7 @@ VERSIONS_HINT = "`shopguide versions` lists them"
 
 
 def _empty_pointer() -> dict:
-    return {"current": None, "previous": [], "canary": None, "updated_at": None}
+    return {"current": None, "previous": [], "canary": None, "overlay": None, "updated_at": None}
 
 
 def read_pointer(root: Path) -> dict:
@@ -191,7 +197,8 @@ def publish(root: Path, snapshot_id: str, gate: GateResult | None = None, force:
             pointer["previous"] = [p for p in [old, *pointer["previous"]] if p and p != snapshot_id]
         pointer["current"] = snapshot_id
         pointer["canary"] = None
-        return _write_pointer(root, pointer, {"action": "publish", "snapshot": snapshot_id, **gate_event})
+        event = {"action": "publish", "snapshot": snapshot_id, **gate_event, **_drop_overlay(pointer)}
+        return _write_pointer(root, pointer, event)
 
 
 def rollback(root: Path, to: str | None = None, force: bool = False) -> dict:
@@ -224,7 +231,13 @@ def rollback(root: Path, to: str | None = None, force: bool = False) -> dict:
         pointer["current"] = target
         if pointer["canary"] and pointer["canary"]["snapshot"] == target:
             pointer["canary"] = None
-        event = {"action": "rollback", "snapshot": target, "from": old, **gate_event}
+        event = {
+            "action": "rollback",
+            "snapshot": target,
+            "from": old,
+            **gate_event,
+            **_drop_overlay(pointer),
+        }
         return _write_pointer(root, pointer, event)
 
 
@@ -292,7 +305,7 @@ def promote_canary(
         pointer["previous"] = [p for p in [old, *pointer["previous"]] if p and p != new]
         pointer["current"] = new
         pointer["canary"] = None
-        event = {"action": "promote_canary", "snapshot": new, "from": old}
+        event = {"action": "promote_canary", "snapshot": new, "from": old, **_drop_overlay(pointer)}
         return _write_pointer(root, pointer, _annotated(event, reason, details))
 
 
@@ -306,6 +319,39 @@ def abort_canary(
         pointer["canary"] = None
         event = {"action": "abort_canary", "snapshot": canary["snapshot"]}
         return _write_pointer(root, pointer, _annotated(event, reason, details))
+
+
+def _drop_overlay(pointer: dict) -> dict:
+    """Clear the pointer's overlay; the history fields saying which one was dropped."""
+    overlay = pointer.get("overlay")
+    pointer["overlay"] = None
+    return {"dropped_overlay": overlay["id"]} if overlay else {}
+
+
+def set_overlay(root: Path, overlay_id: str, snapshot_id: str, reason: str | None = None) -> dict:
+    """Serve overlay `overlay_id` (written by serving.overlays.write_overlay) on top of
+    `snapshot_id`. Refused when `snapshot_id` is no longer current (a publish or rollback
+    came first): the overlay was computed for another snapshot, the next refresh redoes it."""
+    root = Path(root)
+    with _locked(root) as pointer:
+        if pointer["current"] != snapshot_id:
+            raise ServingError(
+                f"overlay {overlay_id} was built on snapshot {snapshot_id}, but {pointer['current']} is "
+                "current now; nothing changed (the next `shopguide refresh` builds one on it)."
+            )
+        pointer["overlay"] = {"id": overlay_id, "snapshot": snapshot_id}
+        event = {"action": "overlay", "snapshot": snapshot_id, "overlay": overlay_id}
+        return _write_pointer(root, pointer, _annotated(event, reason, None))
+
+
+def drop_overlay(root: Path, reason: str | None = None) -> dict:
+    """Stop serving the overlay: every shopper gets the snapshot's lists again."""
+    root = Path(root)
+    with _locked(root) as pointer:
+        if not pointer.get("overlay"):
+            raise ServingError("no overlay is served; nothing to drop.")
+        event = {"action": "drop_overlay", "snapshot": pointer["current"], **_drop_overlay(pointer)}
+        return _write_pointer(root, pointer, _annotated(event, reason, None))
 
 
 def versions(root: Path) -> list[dict]:

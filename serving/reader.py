@@ -10,6 +10,10 @@ Why it looks like this:
   long as that id is served (a small LRU of snapshots: current, canary, one spare).
 - Tables are sorted by their grain and looked up by binary search (`search_sorted`), so a
   lookup costs O(log n) and no Python dict of millions of rows is built.
+- An overlay (intraday lists of the shoppers with new events, serving/overlays.py) named by
+  the same pointer read is applied on top of the snapshot it was built for: its shoppers'
+  lists come from the overlay, everything else from the snapshot. Overlay files are
+  immutable too, so the pointer read decides old overlay or new for the whole answer.
 - Canary routing hashes the user id with SHA-256 (Python's `hash()` is salted per process),
   so a user lands in the same bucket in every process and on every machine.
 """
@@ -25,6 +29,7 @@ from pathlib import Path
 import polars as pl
 
 from serving.errors import ServingError
+from serving.overlays import read_overlay_rows
 from serving.publish import POINTER, read_pointer
 from serving.snapshots import SORT_KEYS, snapshot_dir
 
@@ -52,6 +57,8 @@ def _rows_for(df: pl.DataFrame, column: str, value: str) -> pl.DataFrame:
 
 class _Snapshot:
     """The tables of one snapshot, loaded on first use (thread-safe)."""
+
+    overlay_id: str | None = None
 
     def __init__(self, root: Path, snapshot_id: str):
         self.snapshot_id = snapshot_id
@@ -88,6 +95,10 @@ class _Snapshot:
         self.product("")
         return self
 
+    def user_rows(self, user_id: str) -> pl.DataFrame:
+        """A shopper's published list rows (none for an unknown shopper)."""
+        return _rows_for(self.table("user_recommendations"), "user_id", user_id)
+
     def product(self, product_id: str) -> dict:
         if self._products is None:
             products = self.table("products")
@@ -95,6 +106,33 @@ class _Snapshot:
                 if self._products is None:
                     self._products = {row["product_id"]: row for row in products.iter_rows(named=True)}
         return self._products.get(product_id) or {}
+
+
+class _Overlaid:
+    """A snapshot with an overlay applied: the overlay's shoppers get the overlay's lists,
+    every other table and shopper comes from the snapshot. Built per request from one
+    pointer read, so an answer never mixes two overlays."""
+
+    def __init__(self, base: _Snapshot, overlay_id: str, rows: pl.DataFrame):
+        self.base, self.overlay_id, self.rows = base, overlay_id, rows
+        self.snapshot_id = base.snapshot_id
+
+    def table(self, name: str) -> pl.DataFrame:
+        return self.base.table(name)
+
+    def product(self, product_id: str) -> dict:
+        return self.base.product(product_id)
+
+    def user_rows(self, user_id: str) -> pl.DataFrame:
+        rows = _rows_for(self.rows, "user_id", user_id)
+        return rows if rows.height else self.base.user_rows(user_id)
+
+
+def overlay_for(pointer: dict, snapshot_id: str) -> str | None:
+    """The overlay id to apply to `snapshot_id` under this pointer (overlays are built on the
+    current snapshot; a canary's shoppers see the canary's lists unchanged)."""
+    overlay = pointer.get("overlay")
+    return overlay["id"] if overlay and overlay.get("snapshot") == snapshot_id else None
 
 
 class Reader:
@@ -105,6 +143,7 @@ class Reader:
         self.cache_size = max(1, cache_size)
         self._cache: OrderedDict[str, _Snapshot] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._overlays: OrderedDict[str, pl.DataFrame] = OrderedDict()
 
     # routing --------------------------------------------------------------------------
     def pointer(self) -> dict:
@@ -141,9 +180,24 @@ class Reader:
                 self._cache.move_to_end(snapshot_id)
             return snap
 
-    def _serving_snapshot(self, user_id: str | None) -> _Snapshot:
-        """The one snapshot a call by this user is answered from."""
-        return self._snapshot(self._route(self.pointer(), user_id))
+    def _overlay_rows(self, overlay_id: str) -> pl.DataFrame:
+        with self._cache_lock:
+            rows = self._overlays.get(overlay_id)
+        if rows is None:
+            rows = read_overlay_rows(self.root, overlay_id)
+            with self._cache_lock:
+                self._overlays[overlay_id] = rows
+                while len(self._overlays) > 2:
+                    self._overlays.popitem(last=False)
+        return rows
+
+    def _serving_snapshot(self, user_id: str | None) -> _Snapshot | _Overlaid:
+        """The one snapshot (with its overlay, if any) a call by this user is answered from."""
+        pointer = self.pointer()  # read once: snapshot and overlay come from the same read
+        snapshot_id = self._route(pointer, user_id)
+        snap = self._snapshot(snapshot_id)
+        overlay_id = overlay_for(pointer, snapshot_id)
+        return snap if overlay_id is None else _Overlaid(snap, overlay_id, self._overlay_rows(overlay_id))
 
     def _display(self, snap: _Snapshot, product_id: str) -> dict:
         product = snap.product(product_id)
@@ -164,7 +218,7 @@ class Reader:
         snap = snapshot or self._serving_snapshot(user_id)
         rows = pl.DataFrame()
         if user_id is not None:
-            rows = _rows_for(snap.table("user_recommendations"), "user_id", str(user_id))
+            rows = snap.user_rows(str(user_id))
             rows = rows.filter(pl.col("product_id").is_not_null()).head(k)
         if rows.height == 0:
             popular = self._popular_rows(snap, "popular", "overall", "all", None, k)

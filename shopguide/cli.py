@@ -6,9 +6,10 @@ from __future__ import annotations
 import errno
 import functools
 import json
+import os
 import sys
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -410,6 +411,21 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
             f"  {table['table']:<32} {table['kind']:<5} {table['rows']:>12,}  "
             f"{table['checksum']}  latest {table['latest_partition'] or '-'}"
         )
+    serving = report["serving"]
+    canary = serving["canary"]
+    typer.echo(
+        f"serving: snapshot {serving['current'] or '(none published)'}"
+        + (f", canary {canary['snapshot']} for {canary['percent']}%" if canary else "")
+    )
+    overlay = serving["overlay"]
+    if overlay:
+        typer.echo(
+            f"  intraday overlay {overlay['id']}: {overlay['shoppers']:,} shoppers refreshed "
+            f"(last refresh {overlay['refreshed_last']:,}), events to {overlay['as_of']}, "
+            f"made {overlay['created_at']}"
+        )
+    else:
+        typer.echo("  intraday overlay: none (`shopguide refresh` makes one from today's landing files)")
 
 
 @app.command()
@@ -644,6 +660,57 @@ def rollback(
 
 @app.command()
 @friendly_errors
+def refresh(
+    drop: Annotated[
+        bool, typer.Option("--drop", help="Stop serving the intraday overlay (the snapshot's lists again).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Intraday refresh: append new landing files after the current snapshot's day to the event
+    log and recompute only their shoppers' lists, served as an overlay of the snapshot."""
+    if drop:
+        from serving.publish import drop_overlay
+
+        pointer = drop_overlay(_serving_root(writable=True), reason="shopguide refresh --drop")
+        typer.echo(f"overlay dropped; serving {pointer['current']} as published")
+        return
+    from assets.intraday import refresh_active_shoppers
+    from shopguide.runlock import RunInfo, exclusive_run, this_command
+
+    home = writable_home()
+    info = RunInfo(
+        run_id=f"refresh-{os.getpid()}",
+        job="intraday_refresh",
+        first_day="today",
+        last_day="today",
+        started_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        pid=os.getpid(),
+        command=this_command(),
+    )
+    with exclusive_run(home, info):  # it appends to the event log: not beside a nightly run
+        result = refresh_active_shoppers(home)
+    if as_json:
+        echo_json(
+            {
+                "status": result.status,
+                "snapshot_id": result.snapshot_id,
+                "overlay_id": result.overlay_id,
+                "new_files": result.new_files,
+                "new_events": result.new_events,
+                "refreshed": result.refreshed,
+                "overlaid": result.overlaid,
+                "gate": result.gate.to_dict() if result.gate else None,
+                "seconds": result.seconds,
+            }
+        )
+    else:
+        typer.echo(result.summary())
+    if result.status == "blocked":
+        raise typer.Exit(code=1)
+
+
+@app.command()
+@friendly_errors
 def versions(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
@@ -765,7 +832,6 @@ def report(
 ) -> None:
     """Build the monitoring report (HTML, Prometheus .prom, alerts table); prints its path."""
     import webbrowser
-    from datetime import UTC, datetime
 
     from dagster import DagsterInstance
 

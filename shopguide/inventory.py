@@ -131,4 +131,29 @@ def inventory(paths: Paths, with_dagster: bool = True) -> dict:
         "as_of": figures["as_of"],
         "running": running if figures["source"] == "snapshot" else None,
         "tables": tables,
+        "serving": serving_status(paths),
     }
+
+
+def serving_status(paths: Paths) -> dict:
+    """What the storefront is served: the current snapshot, the canary, and the intraday
+    overlay on top (its shoppers, cut-off, when it was made); never opens the warehouse."""
+    from serving import serving_root
+    from serving.overlays import read_overlay_manifest
+    from serving.publish import read_pointer
+
+    root = serving_root(paths)
+    pointer = read_pointer(root)
+    overlay = None
+    if pointer.get("overlay"):
+        manifest = read_overlay_manifest(root, pointer["overlay"]["id"])
+        overlay = {
+            "id": manifest.overlay_id,
+            "snapshot": manifest.snapshot_id,
+            "shoppers": len(manifest.user_ids),
+            "refreshed_last": manifest.refreshed_user_ids,
+            "as_of": manifest.as_of,
+            "created_at": manifest.created_at,
+            "landing_files": len(manifest.files),
+        }
+    return {"current": pointer["current"], "canary": pointer["canary"], "overlay": overlay}

@@ -20,6 +20,7 @@ COMMANDS = [
     ["report"],
     ["evaluate"],
     ["setup"],
+    ["refresh"],
 ]
 
 
@@ -72,12 +73,51 @@ def test_generate_then_status_json_has_stable_keys(home, dbt_manifest):
     status = runner.invoke(app, ["status", "--json"])
     assert status.exit_code == 0, status.output
     report = json.loads(status.output)
-    assert set(report) == {"warehouse", "home", "source", "as_of", "running", "tables"}
+    assert set(report) == {"warehouse", "home", "source", "as_of", "running", "tables", "serving"}
     assert report["source"] == "warehouse" and report["running"] is None  # no run holds it
     raw = next(t for t in report["tables"] if t["table"] == "raw_events")
     assert set(raw) == {"table", "kind", "rows", "checksum", "latest_partition"}
     assert raw["rows"] == result_day.lines_read - len(result_day.quarantined)
     assert raw["latest_partition"] == "2024-01-01"
+    assert report["serving"] == {"current": None, "canary": None, "overlay": None}
+
+
+def test_refresh_says_in_one_line_what_is_missing_and_status_shows_the_overlay(home):
+    from datetime import datetime
+
+    from recommendation_tables import make_tables
+
+    from serving import serving_root
+    from serving.overlays import write_overlay
+    from serving.publish import publish, set_overlay
+    from serving.snapshots import write_snapshot
+
+    nothing = runner.invoke(app, ["refresh"])
+    assert nothing.exit_code == 2 and "Nothing is published yet" in nothing.output
+    assert "Traceback" not in nothing.output
+    assert runner.invoke(app, ["refresh", "--drop"]).exit_code == 2  # no overlay to drop
+    root = serving_root(home)
+    base = write_snapshot(root, make_tables(), {"partition_date": "2011-12-08"}).snapshot_id
+    publish(root, base, force=True)
+    assert "no new landing file" in runner.invoke(app, ["refresh"]).output
+    rows = make_tables(1)["user_recommendations"].head(20)  # u00 and u01
+    overlay = write_overlay(root, base, rows, as_of=datetime(2011, 12, 10), refreshed=2, files={}, gate={})
+    set_overlay(root, overlay.overlay_id, base)
+    runner.invoke(app, ["generate", "--events", "500", "--days", "1", "--start-date", "2024-01-01"])
+    from datetime import date
+
+    from warehouse.ingest import ingest_landing_day
+    from warehouse.store import connect, replace_partition
+
+    with connect(home.warehouse) as con:  # a warehouse for status to read
+        day = date(2024, 1, 1)
+        found = ingest_landing_day(home.landing, day)
+        replace_partition(con, day, found.accepted, found.quarantined, len(found.files))
+    status = runner.invoke(app, ["status"])
+    assert status.exit_code == 0, status.output
+    assert f"intraday overlay {overlay.overlay_id}: 2 shoppers" in status.output
+    dropped = runner.invoke(app, ["refresh", "--drop"])
+    assert dropped.exit_code == 0 and f"serving {base}" in dropped.output
 
 
 def test_generate_products_and_shoppers_size_the_shop(home):

@@ -24,10 +24,13 @@ EXPECTED_ASSETS = {
     "recommendation_evaluation",
     "recommendation_ranker",
     "monitoring_report",
+    "intraday_overlay",
 }
 
 
 def test_definitions_load_and_the_asset_graph_is_as_documented(dbt_manifest):
+    from dagster import AssetKey
+
     from orchestration.definitions import defs
 
     graph = defs.resolve_asset_graph()
@@ -36,14 +39,16 @@ def test_definitions_load_and_the_asset_graph_is_as_documented(dbt_manifest):
     assert defs.resolve_job_def("nightly_job") is not None
     assert defs.resolve_schedule_def("nightly_schedule").cron_schedule == "0 2 * * *"
     assert defs.resolve_sensor_def("landing_sensor") is not None
+    assert defs.resolve_sensor_def("intraday_sensor") is not None
+    assert defs.resolve_job_def("intraday_job").asset_layer.executable_asset_keys == {
+        AssetKey("intraday_overlay")
+    }
     # dbt tests are Dagster asset checks, and raw_events has its reconciliation check.
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert ("raw_events", "lines_reconcile") in checks
     assert ("fct_events", "unique_fct_events_event_id") in checks
     assert ("published_recommendations", "champion_challenger") in checks
     # raw_events feeds the dbt staging model.
-    from dagster import AssetKey
-
     assert AssetKey("raw_events") in graph.get(AssetKey("stg_shop__events")).parent_keys
 
 

@@ -202,6 +202,25 @@ def test_the_user_table_built_in_blocks_of_shoppers_equals_the_table_built_at_on
     assert whole.equals(ranked_user_table(model, inputs, config, block=3))
 
 
+def test_ranking_a_subset_of_shoppers_gives_their_rows_of_the_whole_table():
+    # The intraday refresh ranks only the shoppers with new events: each must get exactly the
+    # list the whole table gives them, whoever else is (not) ranked beside them.
+    data = cycling_shop()
+    as_of = data.events["occurred_at"].max() + timedelta(seconds=1)
+    model = fit_ranker(data, as_of, CONFIG, FAST)
+    inputs = inputs_as_of(data, as_of, CONFIG)
+    config = RecommendationConfig(k=6, max_per_category=2)
+    whole = ranked_user_table(model, inputs, config)
+    ids = inputs.users["user_id"].to_list()
+    some = [ids[-1], ids[3], ids[0], ids[3]]  # unsorted, repeated: rows are sorted and distinct
+    part = ranked_user_table(model, inputs, config, block=2, user_ids=some)
+    assert set(part["user_id"]) == set(some)
+    assert part.equals(whole.filter(pl.col("user_id").is_in(some)))
+    assert ranked_user_table(model, inputs, config, user_ids=[]).is_empty()
+    with pytest.raises(ValueError, match="not in the inputs"):
+        ranked_user_table(model, inputs, config, user_ids=["nobody"])
+
+
 def test_a_one_day_shop_publishes_and_explains_why_it_cannot_be_evaluated():
     data = one_day_shop()
     as_of = START + timedelta(days=1)
