@@ -101,4 +101,11 @@ def test_marts_are_identical_on_duckdb_and_spark(home, dbt_manifest, monkeypatch
 def test_an_unknown_target_is_refused_before_anything_runs(home):
     with pytest.raises(BadInput, match="--target 'trino'"):
         run_range(home, D1, D1, target="trino")
+    (home.landing / D1.isoformat()).mkdir(parents=True)
+    (home.landing / D1.isoformat() / "events.jsonl").write_text("{}\n")
+    result = CliRunner().invoke(
+        app, ["backfill", "--start", "2024-01-01", "--end", "2024-01-01", "--target", "trino"]
+    )
+    assert result.exit_code == 2
+    assert "--target 'trino': use one of duckdb, spark." in result.output
     assert not home.warehouse.exists()

@@ -1,8 +1,8 @@
 """The event log as Parquet files, for the `spark` dbt target, and its tables read back.
 
 Spark cannot open the DuckDB file, so before a Spark run the run's landing days are copied
-from `raw_events` to one Parquet file per landing day under Paths.lake (dbt_project's
-on-run-start hook declares that folder as Spark's `main.raw_events`). Each day's file is
+from `raw_events` to one Parquet file per landing day under Paths.lake (a pre-hook of
+stg_shop__events declares that folder as Spark's `main.raw_events`). Each day's file is
 replaced whole, so a rerun is idempotent, and a day with no rows leaves no file. Spark writes
 its tables as Parquet too (Paths.spark_warehouse/main.db/<table>/), which DuckDB reads back:
 `canonical_checksum` fingerprints a table the same way whichever engine built it.
