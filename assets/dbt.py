@@ -10,10 +10,12 @@ from typing import Any
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from assets.dbt_args import dbt_build_args, landing_window
+from assets.dbt_args import dbt_build_args, landing_days, landing_window
 from assets.dbt_project import dbt_project
 from assets.partitions import daily_partitions
 from assets.resources import ShopguideHome
+from warehouse.lake import check_spark_runtime, export_event_log
+from warehouse.store import connect
 
 
 class ShopDbtTranslator(DagsterDbtTranslator):
@@ -34,7 +36,15 @@ class ShopDbtTranslator(DagsterDbtTranslator):
 )
 def shop_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, shopguide: ShopguideHome):
     # dbt's profile reads SHOPGUIDE_HOME; make it match the resource's data directory.
-    shopguide.paths().export()
+    paths = shopguide.paths()
+    paths.export()
     first, last = landing_window(context.partition_time_window.start, context.partition_time_window.end)
-    context.log.info(f"dbt build over landing days {first}..{last}")
-    yield from dbt.cli(dbt_build_args(first, last), context=context).stream()
+    target = shopguide.dbt_target
+    if target == "spark":
+        # Spark cannot open the DuckDB file: it reads the window's event log as Parquet.
+        check_spark_runtime()
+        with connect(paths.warehouse, read_only=True) as con:
+            rows = export_event_log(con, paths.lake, landing_days(first, last))
+        context.log.info(f"event log {first}..{last}: {rows} rows exported to {paths.lake} for Spark")
+    context.log.info(f"dbt build on {target} over landing days {first}..{last}")
+    yield from dbt.cli(dbt_build_args(first, last, target), context=context).stream()

@@ -16,14 +16,20 @@ def landing_window(start: datetime | date, end: datetime | date) -> tuple[date, 
     return first, last
 
 
-def dbt_build_args(first: date, last: date) -> list[str]:
-    """`dbt build` over one landing-day window. Unit tests run in the test suite, not nightly:
-    those of incremental models read their own table's columns, which a first run lacks."""
+def landing_days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def dbt_build_args(first: date, last: date, target: str = "duckdb") -> list[str]:
+    """`dbt build` over one landing-day window, on `target` (profiles.yml; the profile's
+    default, duckdb, names none). Unit tests run in the test suite, not nightly: those of
+    incremental models read their own table's columns, which a first run lacks."""
     variables = {"min_date": first.isoformat(), "max_date": last.isoformat()}
-    return [
+    args = [
         "build",
         "--exclude-resource-type",
         "unit_test",
         "--vars",
         json.dumps(variables, sort_keys=True),
     ]
+    return args if target == "duckdb" else [*args, "--target", target]

@@ -26,6 +26,9 @@ class ShopguideHome(ConfigurableResource):
     """The data directory. Empty means SHOPGUIDE_HOME from the environment (or its default)."""
 
     home: str = ""
+    # The dbt target the models build on (core.settings.DBT_TARGETS): `spark` reads the event
+    # log from its Parquet copy, exported before dbt runs (warehouse/lake.py).
+    dbt_target: str = "duckdb"
 
     def paths(self) -> Paths:
         paths = Paths(Path(self.home).expanduser().resolve()) if self.home else Paths.from_env()

@@ -34,6 +34,11 @@ def interaction_weights() -> dict[str, float]:
     return {k: float(v) for k, v in config["vars"]["interaction_weights"].items()}
 
 
+def mart_models() -> list[str]:
+    """The marts (models/marts/), by name: what a consumer of the warehouse reads."""
+    return sorted(p.stem for p in (DBT_DIR / "models" / "marts").glob("*.sql"))
+
+
 class ManifestError(ShopguideError, RuntimeError):
     """`dbt parse` failed: the dbt project does not parse (or dbt cannot run)."""
 

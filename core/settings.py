@@ -29,6 +29,9 @@ def is_uri(location: str | Path) -> bool:
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Where the dbt models run (dbt_project/profiles.yml): the embedded DuckDB file, or Apache
+# Spark (local here; a cluster by changing the profile, docs/architecture.md).
+DBT_TARGETS = ("duckdb", "spark")
 
 
 def default_home() -> Path:
@@ -53,6 +56,18 @@ class Paths:
     @property
     def warehouse(self) -> Path:
         return self.home / "warehouse" / "shopguide.duckdb"
+
+    @property
+    def lake(self) -> Path:
+        """The event log as Parquet, one file per landing day: what the `spark` dbt target
+        reads (warehouse/lake.py writes it before each Spark run)."""
+        return self.home / "warehouse" / "lake"
+
+    @property
+    def spark_warehouse(self) -> Path:
+        """The `spark` dbt target's tables (Parquet, one folder per table under main.db/) and
+        its metastore (dbt_project/profiles.yml)."""
+        return self.home / "warehouse" / "spark"
 
     @property
     def lancedb(self) -> Path:

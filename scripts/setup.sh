@@ -10,4 +10,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # torch is pinned to the CPU build in pyproject.toml; see docs/operations.md for GPU machines.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+# Java 17 for the optional `spark` dbt target (pyspark and dbt-spark come with the line above).
+# Not fatal here: the default duckdb target needs no Java; scripts/test.sh requires it.
+./scripts/install-java.sh || echo "setup: no Java 17 installed; \`--target spark\` will say so when used" >&2
 .venv/bin/shopguide setup

@@ -46,6 +46,14 @@ SetOption = Annotated[
         "gate.min_user_coverage=0.9, champion_window_days=7 (docs/operations.md).",
     ),
 ]
+TargetOption = Annotated[
+    str,
+    typer.Option(
+        "--target",
+        help="Where the dbt models build: duckdb (the embedded file) or spark (Apache Spark, "
+        "local; the event log and the models only, docs/architecture.md).",
+    ),
+]
 # The file system, not a bug: a full disk, a read-only or forbidden folder met after the
 # start-up check (which covers SHOPGUIDE_HOME itself). Each is one line, like a UserError.
 ENVIRONMENT_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.ENOTDIR}
@@ -306,6 +314,7 @@ def _report_run(outcome) -> None:
 def run(
     date_: Annotated[str, typer.Option("--date", help="Landing day to process (YYYY-MM-DD).")],
     set_: SetOption = None,
+    target: TargetOption = "duckdb",
 ) -> None:
     """Run the nightly job for one landing day, through Dagster."""
     from shopguide.runner import run_range
@@ -314,7 +323,7 @@ def run(
     home = writable_home()
     day = parse_day(date_, "--date")
     require_landing_files(home, day, day)
-    _report_run(run_range(home, day, day, recommender=overrides))
+    _report_run(run_range(home, day, day, recommender=overrides, target=target))
 
 
 @app.command()
@@ -323,6 +332,7 @@ def backfill(
     start: Annotated[str, typer.Option(help="First landing day (YYYY-MM-DD).")],
     end: Annotated[str, typer.Option(help="Last landing day, inclusive (YYYY-MM-DD).")],
     set_: SetOption = None,
+    target: TargetOption = "duckdb",
 ) -> None:
     """Re-run the nightly job over a range of landing days in one Dagster run (idempotent)."""
     from shopguide.runner import run_range
@@ -331,7 +341,7 @@ def backfill(
     home = writable_home()
     first, last = parse_day(start, "--start"), parse_day(end, "--end")
     require_landing_files(home, first, last)
-    _report_run(run_range(home, first, last, recommender=overrides))
+    _report_run(run_range(home, first, last, recommender=overrides, target=target))
 
 
 def recommender_overrides(pairs: list[str]) -> dict:

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from core.errors import BadInput
-from core.settings import Paths
+from core.settings import DBT_TARGETS, Paths
 from shopguide.run_records import describe, fail_orphaned_runs, live_runs, process_tags
 from shopguide.runlock import RunInfo, RunInProgress, exclusive_run, this_command
 
@@ -63,16 +63,26 @@ def run_range(
     job_name: str = "nightly_job",
     selection: AssetSelection | None = None,
     notify: Callable[[str], None] = print_to_stderr,
+    target: str = "duckdb",
 ) -> RunOutcome:
     """Materialise a job (the nightly one unless told) for landing days first..last in one
     run. `recommender` overrides fields of the recommender resource for this run (as the
     launchpad would); `selection` runs only those of the job's assets (with their checks),
-    e.g. `AssetSelection.assets("product_embeddings").upstream()`.
+    e.g. `AssetSelection.assets("product_embeddings").upstream()`. `target` is the dbt
+    target the models build on (core.settings.DBT_TARGETS); on `spark` the run covers the
+    event log and the dbt models only, since the Python assets read the marts from DuckDB
+    (docs/architecture.md, "The dbt project on Spark").
 
     One run at a time per home: RunInProgress when another holds it (shopguide/runlock.py).
     Runs an earlier process left STARTED when it died are marked failed first, each said in
     one line through `notify`."""
     validate_range(first, last)
+    if target not in DBT_TARGETS:
+        raise BadInput(f"--target {target!r}: use one of {', '.join(DBT_TARGETS)}.")
+    if target == "spark":
+        from warehouse.lake import check_spark_runtime
+
+        check_spark_runtime()  # no Java: one line now, not a JVM trace minutes into the run
     if recommender:
         from assets.resources import recommender_settings
 
@@ -91,10 +101,10 @@ def run_range(
     # Before anything else (loading the definitions takes seconds): a second run is refused
     # here, without having touched the warehouse.
     with exclusive_run(paths, info):
-        return _run_locked(paths, info, recommender, selection, notify)
+        return _run_locked(paths, info, recommender, selection, notify, target)
 
 
-def _run_locked(paths: Paths, info: RunInfo, recommender, selection, notify) -> RunOutcome:
+def _run_locked(paths: Paths, info: RunInfo, recommender, selection, notify, target) -> RunOutcome:
     # Imported here: loading the definitions costs seconds and needs the dbt manifest.
     import warnings
 
@@ -121,6 +131,8 @@ def _run_locked(paths: Paths, info: RunInfo, recommender, selection, notify) -> 
 
     job = defs.resolve_job_def(info.job)
     asset_keys = None if selection is None else job_asset_keys(job, selection)
+    if target != "duckdb":
+        job, asset_keys = warehouse_subset(job, asset_keys), None
     tags = {
         "dagster/asset_partition_range_start": info.first_day,
         "dagster/asset_partition_range_end": info.last_day,
@@ -131,6 +143,8 @@ def _run_locked(paths: Paths, info: RunInfo, recommender, selection, notify) -> 
     run_config: dict = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     if recommender:
         run_config["resources"] = {"recommender": {"config": recommender}}
+    if target != "duckdb":
+        run_config.setdefault("resources", {})["shopguide"] = {"config": {"dbt_target": target}}
     try:
         with DagsterInstance.get() as instance:
             result = job.execute_in_process(
@@ -152,6 +166,30 @@ def _run_locked(paths: Paths, info: RunInfo, recommender, selection, notify) -> 
     warnings_ = [e for e in failed if e.severity != AssetCheckSeverity.ERROR]
     first, last = date.fromisoformat(info.first_day), date.fromisoformat(info.last_day)
     return RunOutcome(result.run_id, first, last, result.success, names(errors), names(warnings_))
+
+
+def warehouse_subset(job, asset_keys: list | None = None):
+    """The part of `job` that runs on another dbt target: the event log and the dbt models
+    (of `asset_keys` when given), with the event log's checks and dbt's tests, but not the
+    Python checks on the marts (great-expectations), which read the marts from DuckDB."""
+    from dagster import AssetSelection
+
+    from assets.dbt import shop_dbt_models
+    from assets.quality import ERRORS, WARNINGS
+
+    dbt_keys = set(shop_dbt_models.keys)
+    wanted = set(job_asset_keys(job, AssetSelection.assets("raw_events", *dbt_keys)))
+    if asset_keys is not None:
+        wanted &= set(asset_keys)
+    if not wanted:
+        raise BadInput(f"{job.name}: the selection has no event-log or dbt asset to run on another target")
+    python_checks_on_marts = {(key, name) for key in dbt_keys for name in (ERRORS, WARNINGS)}
+    checks = {
+        check
+        for check in job.asset_layer.asset_graph.asset_check_keys
+        if check.asset_key in wanted and (check.asset_key, check.name) not in python_checks_on_marts
+    }
+    return job.get_subset(asset_selection=wanted, asset_check_selection=checks)
 
 
 def job_asset_keys(job, selection: AssetSelection) -> list:

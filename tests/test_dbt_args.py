@@ -3,7 +3,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from assets.dbt_args import dbt_build_args, landing_window
+from assets.dbt_args import dbt_build_args, landing_days, landing_window
 
 
 def test_one_day_partition_is_a_one_day_window():
@@ -26,3 +26,18 @@ def test_build_args_pass_the_window_as_vars_and_skip_unit_tests():
     assert args[:3] == ["build", "--exclude-resource-type", "unit_test"]
     assert args[3] == "--vars"
     assert json.loads(args[4]) == {"min_date": "2011-03-01", "max_date": "2011-03-31"}
+    assert len(args) == 5  # the profile's default target, duckdb: no --target
+
+
+def test_build_args_name_another_target():
+    args = dbt_build_args(date(2011, 3, 1), date(2011, 3, 1), target="spark")
+    assert args[:5] == dbt_build_args(date(2011, 3, 1), date(2011, 3, 1))
+    assert args[5:] == ["--target", "spark"]
+
+
+def test_landing_days_lists_the_window_inclusively():
+    assert landing_days(date(2011, 2, 27), date(2011, 3, 1)) == [
+        date(2011, 2, 27),
+        date(2011, 2, 28),
+        date(2011, 3, 1),
+    ]

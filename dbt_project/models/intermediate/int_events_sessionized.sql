@@ -47,5 +47,5 @@ numbered as (
 
 select
     *,
-    md5(actor_key || ':' || cast(session_number as varchar)) as session_key
+    md5(actor_key || ':' || cast(session_number as {{ dbt.type_string() }})) as session_key
 from numbered

@@ -16,11 +16,11 @@ catalog_events as (
         landed_on,
         price,
         currency,
-        nullif(trim(properties ->> 'title'), '') as title,
-        nullif(trim(properties ->> 'description'), '') as description,
-        nullif(trim(properties ->> 'category'), '') as category_path,
-        nullif(trim(properties ->> 'brand'), '') as brand,
-        try_cast(properties ->> 'merchandise' as boolean) as merchandise
+        nullif(trim({{ json_text('properties', 'title') }}), '') as title,
+        nullif(trim({{ json_text('properties', 'description') }}), '') as description,
+        nullif(trim({{ json_text('properties', 'category') }}), '') as category_path,
+        nullif(trim({{ json_text('properties', 'brand') }}), '') as brand,
+        try_cast({{ json_text('properties', 'merchandise') }} as boolean) as merchandise
     from {{ ref('stg_shop__events') }}
     where event_type in ('product_upserted', 'product_delisted')
 
@@ -35,13 +35,13 @@ folded as (
         row_number() over by_product as version_number,
         occurred_at as valid_from,
         lead(occurred_at) over by_product as valid_to,
-        last_value(title ignore nulls) over running as title,
-        last_value(description ignore nulls) over running as description,
-        last_value(category_path ignore nulls) over running as category_path,
-        last_value(brand ignore nulls) over running as brand,
-        last_value(price ignore nulls) over running as price,
-        last_value(currency ignore nulls) over running as currency,
-        last_value(merchandise ignore nulls) over running as merchandise
+        {{ last_value_ignore_nulls('title') }} over running as title,
+        {{ last_value_ignore_nulls('description') }} over running as description,
+        {{ last_value_ignore_nulls('category_path') }} over running as category_path,
+        {{ last_value_ignore_nulls('brand') }} over running as brand,
+        {{ last_value_ignore_nulls('price') }} over running as price,
+        {{ last_value_ignore_nulls('currency') }} over running as currency,
+        {{ last_value_ignore_nulls('merchandise') }} over running as merchandise
     from catalog_events
     window
         by_product as (partition by product_id order by occurred_at, landed_on, event_id),
@@ -53,7 +53,7 @@ folded as (
 )
 
 select
-    product_id || ':' || cast(version_number as varchar) as product_version_key,
+    product_id || ':' || cast(version_number as {{ dbt.type_string() }}) as product_version_key,
     product_id,
     version_number,
     catalog_event_id,

@@ -13,12 +13,21 @@ shown as (
         session_id,
         {{ recommendation_keys() }},
         -- The envelope guarantees a non-empty list of strings or integers; VARCHAR reads both.
-        from_json(properties -> 'products', '["VARCHAR"]') as products,
+        {{ json_string_list(json_value('properties', 'products')) }} as products,
         occurred_at,
         event_date,
         landed_on
     from {{ ref('stg_shop__events') }}
     where event_type = 'recommendation_shown'
+
+),
+
+exploded as (
+
+    select
+        *,
+        {{ explode_with_position('products', 'shown_product_id', 'list_position') }}
+    from shown
 
 ),
 
@@ -31,12 +40,12 @@ items as (
         snapshot_id,
         arm,
         surface,
-        upper(trim(unnest(products))) as product_id,
-        generate_subscripts(products, 1) as rank,
+        upper(trim(shown_product_id)) as product_id,
+        list_position + 1 as rank,
         occurred_at,
         event_date,
         landed_on
-    from shown
+    from exploded
 
 )
 

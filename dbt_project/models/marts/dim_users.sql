@@ -21,7 +21,7 @@ select
     min(events.occurred_at) as first_seen_at,
     max(events.occurred_at) as last_seen_at,
     -- The country a shopper used most; ties broken alphabetically so reruns agree.
-    mode(events.country order by events.country) as country,
+    {{ mode_smallest('events.country') }} as country,
     any_value(sessions.sessions) as sessions,
     count(distinct events.session_id) filter (where events.event_type = 'purchase') as orders,
     count(*) filter (where events.event_type = 'purchase') as purchase_lines,

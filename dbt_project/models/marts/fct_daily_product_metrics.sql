@@ -1,17 +1,11 @@
 {#-
     Incremental by event date: every event_date touched by an event that landed in the
     window is recomputed whole from fct_events, so a late event updates the day it
-    occurred on. delete+insert on event_date replaces exactly those days.
+    occurred on. delete+insert on event_date replaces exactly those days (on Spark, an
+    insert_overwrite of those event_date partitions: the same rows).
 -#}
 -- depends_on: {{ ref('fct_events') }}
-{{
-    config(
-        materialized='incremental',
-        unique_key='event_date',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-    )
-}}
+{{ config(**replacing_incremental(unique_key='event_date', spark_partition='event_date')) }}
 
 with
 

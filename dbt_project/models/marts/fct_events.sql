@@ -1,13 +1,6 @@
 {#- Incremental over the landing window; a late event is inserted under its own event_date. -#}
 -- depends_on: {{ ref('stg_shop__events') }}
-{{
-    config(
-        materialized='incremental',
-        unique_key='event_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-    )
-}}
+{{ config(**replacing_incremental(unique_key='event_id', spark_partition='landed_on')) }}
 
 with
 
@@ -41,9 +34,9 @@ select
         when 'purchase' then cast(quantity * price as decimal(18, 4))
         when 'return' then -cast(quantity * price as decimal(18, 4))
     end as revenue,
-    properties ->> 'country' as country,
+    {{ json_text('properties', 'country') }} as country,
     -- The producer marks charges and fees; a product without the mark is merchandise.
-    coalesce(try_cast(properties ->> 'merchandise' as boolean), true) as is_merchandise,
+    coalesce(try_cast({{ json_text('properties', 'merchandise') }} as boolean), true) as is_merchandise,
     landed_on,
     landed_on > event_date as is_late
 from events

@@ -6,7 +6,7 @@ select
     session_id,
     {{ recommendation_keys() }},
     product_id,
-    cast(properties ->> 'rank' as integer) as rank,
+    cast({{ json_text('properties', 'rank') }} as integer) as rank,
     occurred_at,
     event_date,
     landed_on

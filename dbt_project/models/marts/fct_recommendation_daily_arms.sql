@@ -47,7 +47,7 @@ keys as (
 )
 
 select
-    cast(keys.day as varchar) || '|' || keys.snapshot_id || '|' || keys.arm as arm_day_key,
+    cast(keys.day as {{ dbt.type_string() }}) || '|' || keys.snapshot_id || '|' || keys.arm as arm_day_key,
     keys.day,
     keys.snapshot_id,
     keys.arm,

@@ -5,7 +5,7 @@ select
     user_id is null as is_guest,
     session_id,
     {{ recommendation_keys() }},
-    json_array_length(properties -> 'products') as products_shown,
+    json_array_length({{ json_value('properties', 'products') }}) as products_shown,
     occurred_at,
     event_date,
     landed_on

@@ -2,16 +2,10 @@
     Incremental by actor: a late event can merge or split an actor's sessions, so every
     actor with an event in the window has all their sessions recomputed. delete+insert on
     actor_key deletes exactly those actors' old sessions before inserting the new ones.
+    On Spark (Parquet tables, no DELETE) it is rebuilt whole each run: macros/dialect.sql.
 -#}
 -- depends_on: {{ ref('stg_shop__events') }}
-{{
-    config(
-        materialized='incremental',
-        unique_key='actor_key',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-    )
-}}
+{{ config(**replacing_incremental(unique_key='actor_key')) }}
 
 with
 
@@ -37,7 +31,7 @@ select
     min(occurred_at) as started_at,
     max(occurred_at) as ended_at,
     cast(min(occurred_at) as date) as session_date,
-    date_diff('second', min(occurred_at), max(occurred_at)) as duration_seconds,
+    {{ seconds_between('min(occurred_at)', 'max(occurred_at)') }} as duration_seconds,
     count(*) as events,
     count(*) filter (where event_type = 'view') as views,
     count(*) filter (where event_type = 'add_to_cart') as add_to_carts,

@@ -3,13 +3,13 @@
     ingestion (earliest landing day, then file, then line), whichever order the
     partitions are run in: delete+insert on event_id lets an earlier copy replace a
     later one, and the `not exists` keeps a later copy from replacing an earlier one.
+    On Spark (Parquet, macros/dialect.sql) the window's landing days are overwritten whole
+    instead: the same result when landing days run in order (docs/architecture.md).
 -#}
 {{
     config(
-        materialized='incremental',
-        unique_key='event_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
+        pre_hook=event_log_pre_hooks(),
+        **replacing_incremental(unique_key='event_id', spark_partition='landed_on')
     )
 }}
 
