@@ -4,13 +4,15 @@ Each run builds the models over its landing-day window (one day nightly, a whole
 in a backfill) and runs the dbt data tests, which Dagster shows as asset checks.
 """
 
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from assets.dbt_args import dbt_build_args, landing_days, landing_window
+from assets.dbt_args import dbt_build_args, dbt_window_env, landing_days, landing_window
 from assets.dbt_project import dbt_project
 from assets.partitions import daily_partitions
 from assets.resources import ShopguideHome
@@ -47,4 +49,22 @@ def shop_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, shopgui
             rows = export_event_log(con, paths.lake, landing_days(first, last))
         context.log.info(f"event log {first}..{last}: {rows} rows exported to {paths.lake} for Spark")
     context.log.info(f"dbt build on {target} over landing days {first}..{last}")
-    yield from dbt.cli(dbt_build_args(first, last, target), context=context).stream()
+    # The dbt process copies this process's environment when it starts (inside `cli`).
+    with environment(dbt_window_env(first, last)):
+        invocation = dbt.cli(dbt_build_args(target), context=context)
+    yield from invocation.stream()
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration, then put back what was there."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

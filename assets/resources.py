@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 from dagster import Config, ConfigurableResource
-from dagster_dbt import DbtCliResource
 from pydantic import ValidationError, model_validator
 
+from assets.dbt_cli import ShopDbtCliResource
 from assets.dbt_project import dbt_project
 from core.dbt_manifest import DBT_EXECUTABLE
 from core.errors import ShopguideError
@@ -212,7 +212,7 @@ class ExperimentSettings(ConfigurableResource):
 def build_resources() -> dict:
     return {
         "shopguide": ShopguideHome(),
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=str(DBT_EXECUTABLE)),
+        "dbt": ShopDbtCliResource(project_dir=dbt_project, dbt_executable=str(DBT_EXECUTABLE)),
         "encoder": EmbeddingEncoder(),
         "search_encoder": SearchEncoder(),
         "recommender": RecommenderSettings(),

@@ -70,7 +70,10 @@ def child(home: str, first: str, last: str, out: str) -> None:
     # CPU seconds per step: on a shared machine a step's wall time says little on its own.
     for row in report["steps"]:
         row["cpu_seconds"] = cpu.between(started + row["start"], started + row["start"] + row["seconds"])
-    report["cpu_before_first_step"] = cpu.between(started, started + report["before_first_step"])
+    report["cpu_before_run"] = cpu.between(started, started + report["before_run"])
+    report["cpu_before_first_step"] = cpu.between(
+        started + report["before_run"], started + report["before_first_step"]
+    )
     report["failed_checks"] = outcome.failed_checks
     report["dbt_elapsed_seconds"] = dbt_elapsed(started)
     Path(out).write_text(json.dumps(report, indent=1))
@@ -131,6 +134,7 @@ def analyse(run_id: str, started: float, finished: float) -> dict:
 
     with DagsterInstance.get() as instance:
         records = instance.all_logs(run_id)
+        created = instance.get_run_record_by_id(run_id).create_timestamp.timestamp()
     steps: dict[str, dict] = {}
     outside = Counter()  # events written outside any step: planned events, run start and end
     for record in records:
@@ -172,6 +176,9 @@ def analyse(run_id: str, started: float, finished: float) -> dict:
     last_end = max((r["start"] + r["seconds"] for r in table), default=0.0)
     return {
         "steps": table,
+        # run_range's own work before Dagster creates the run: loading the definitions (they
+        # import dbt, LanceDB, torch...), the orphaned-run check, the status figures.
+        "before_run": round(created - started, 2),
         "before_first_step": round(first_step, 2),
         "after_last_step": round(finished - started - last_end, 2),
         "events_outside_steps": dict(outside),
@@ -251,8 +258,11 @@ def render(report: dict) -> str:
         f"success {report['success']}",
         f"  {'step':<40}{'start':>8}{'seconds':>9}{'cpu s':>7}{'events':>8}{'mat.':>7}{'checks':>7}"
         f"{'recording':>10}",
-        f"  {'process start, imports, definitions':<40}{'':>8}{report['process_overhead_seconds']:>9.1f}",
-        f"  {'before the first step (Dagster)':<40}{0:>8.1f}{report['before_first_step']:>9.1f}"
+        f"  {'process start, imports':<40}{'':>8}{report['process_overhead_seconds']:>9.1f}",
+        f"  {'before the run (definitions, checks)':<40}{0:>8.1f}{report['before_run']:>9.1f}"
+        f"{report.get('cpu_before_run', ''):>7}",
+        f"  {'before the first step (Dagster)':<40}{report['before_run']:>8.1f}"
+        f"{report['before_first_step'] - report['before_run']:>9.1f}"
         f"{report.get('cpu_before_first_step', ''):>7}{sum(report['events_outside_steps'].values()):>8}",
     ]
     for r in report["steps"]:

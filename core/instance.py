@@ -57,15 +57,25 @@ def instance_yaml(kind: str) -> str:
             + telemetry
             + "event_log_storage:\n  module: orchestration.event_log\n  class: BatchedSqliteEventLogStorage\n"
         )
+    # dagster-postgres installs psycopg2; SQLAlchemy 2.1's plain `postgresql` means psycopg 3.
     fields = "".join(f"      {field}: {{env: {name}}}\n" for field, name in POSTGRES_ENV.items())
+    database = "  config:\n    postgres_db:\n" + fields + "      scheme: postgresql+psycopg2\n"
     return (
         header
         + telemetry
-        # One `storage` block covers runs, the event log and schedule/sensor state.
-        + "storage:\n  postgres:\n    postgres_db:\n"
-        + fields
-        # dagster-postgres installs psycopg2; SQLAlchemy 2.1's plain `postgresql` means psycopg 3.
-        + "      scheme: postgresql+psycopg2\n"
+        # Runs, the event log and schedule/sensor state in one database, each storage named
+        # (not the one-line `storage: postgres`) so that the event log can be ours: one
+        # planned event per asset per run, partition status kept (orchestration/planned_subsets.py).
+        + storage_block("run_storage", "dagster_postgres.run_storage", "PostgresRunStorage", database)
+        + storage_block(
+            "event_log_storage",
+            "orchestration.event_log_postgres",
+            "SubsetPlannedPostgresEventLogStorage",
+            database,
+        )
+        + storage_block(
+            "schedule_storage", "dagster_postgres.schedule_storage", "PostgresScheduleStorage", database
+        )
         # Runs wait in a queue the daemon drains, so a burst of landing days (the sensor
         # asks for one run each) cannot start more runs than the machine can hold.
         + "run_coordinator:\n"
@@ -74,6 +84,10 @@ def instance_yaml(kind: str) -> str:
         + "  config:\n"
         + "    max_concurrent_runs: 1\n"
     )
+
+
+def storage_block(key: str, module: str, class_name: str, config: str) -> str:
+    return f"{key}:\n  module: {module}\n  class: {class_name}\n" + config
 
 
 def write_instance_config(dagster_home: Path) -> Path:

@@ -22,18 +22,34 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 
 from dagster import Field, StringSource
+from dagster._core.events import DagsterEventType
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._serdes import ConfigurableClassData, serialize_value
 
+from orchestration.planned_subsets import PartitionSubsetPlanning
 
-class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
-    """SqliteEventLogStorage whose `store_event_batch` commits once per database."""
+MATERIALIZATION = DagsterEventType.ASSET_MATERIALIZATION.value
+# The event kinds that write the asset's row (SqlEventLogStorage._get_asset_entry_values).
+ENTRY_KINDS = frozenset(
+    {
+        MATERIALIZATION,
+        DagsterEventType.ASSET_MATERIALIZATION_PLANNED.value,
+        DagsterEventType.ASSET_OBSERVATION.value,
+    }
+)
+
+
+class BatchedSqliteEventLogStorage(PartitionSubsetPlanning, SqliteEventLogStorage):
+    """SqliteEventLogStorage whose `store_event_batch` commits once per database, writing one
+    planned event per asset per run (orchestration/planned_subsets.py)."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         self._batch = threading.local()  # before super(): its __init__ connects already
+        self._tables_seen: set[str] = set()
+        self._asset_key_index_cols = False
         super().__init__(base_dir, inst_data)
         # The stock lock serialises connections; a batch holds the run's and the index's
         # connections open together in one thread, so that thread must be able to re-enter.
@@ -71,11 +87,40 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         # committed when the stack closes; an exception rolls every one of them back.
         with ExitStack() as stack:
             self._batch.stack, self._batch.connections = stack, {}
+            self._batch.superseded = superseded_asset_entries(events)
             try:
                 for event in events:
                     self.store_event(event)
             finally:
                 self._batch.connections = None
+                self._batch.superseded = frozenset()
+
+    def _store_asset_event(self, conn, event: EventLogEntry, event_id: int) -> None:
+        """The asset's row in the index (its latest materialisation, run and timestamp), skipped
+        for an event whose values a later event of the same batch overwrites anyway: in a
+        ranged run all but the last of an asset's partitions (the stock storage serialises the
+        event a second time for that row, then fails an INSERT and runs an UPDATE, per event)."""
+        if id(event) in getattr(self._batch, "superseded", ()):
+            return
+        super()._store_asset_event(conn, event, event_id)
+
+    def has_table(self, table_name: str) -> bool:
+        """The stock check builds a database engine per call, and runs for every event with
+        indexed tags (every materialisation): tables are never dropped while the instance is
+        open, so a table once seen is remembered."""
+        if table_name in self._tables_seen:
+            return True
+        found = super().has_table(table_name)
+        if found:
+            self._tables_seen.add(table_name)
+        return found
+
+    def _has_asset_key_index_cols_on_connection(self, conn) -> bool:
+        """Read the schema once (the stock storage does so per asset event): the columns are
+        added by `dagster instance migrate`, never removed."""
+        if not self._asset_key_index_cols:
+            self._asset_key_index_cols = super()._has_asset_key_index_cols_on_connection(conn)
+        return self._asset_key_index_cols
 
     def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
         """The stock rows (one per planned partition), but the event serialised once and the
@@ -99,3 +144,25 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             conn.execute(
                 AssetCheckExecutionsTable.insert(), [{**common, "partition": key} for key in partition_keys]
             )
+
+
+def superseded_asset_entries(events: Sequence[EventLogEntry]) -> frozenset[int]:
+    """ids of the events whose asset-row update a later event of the batch fully overwrites: a
+    later event of the same asset and kind, or a later materialisation (it sets every column
+    a planned event or an observation sets). Walks backwards keeping what comes later."""
+    later: dict = {}  # asset key -> the kinds of event seen after this point
+    superseded = set()
+    for event in reversed(events):
+        dagster_event = event.dagster_event
+        if (
+            dagster_event is None
+            or dagster_event.asset_key is None
+            or dagster_event.event_type_value not in ENTRY_KINDS
+        ):
+            continue
+        kinds = later.setdefault(dagster_event.asset_key, set())
+        kind = dagster_event.event_type_value
+        if kind in kinds or MATERIALIZATION in kinds:
+            superseded.add(id(event))
+        kinds.add(kind)
+    return frozenset(superseded)

@@ -1,9 +1,9 @@
-import json
 from datetime import UTC, date, datetime
 
 import pytest
 
-from assets.dbt_args import dbt_build_args, landing_days, landing_window
+from assets.dbt_args import dbt_build_args, dbt_window_env, landing_days, landing_window
+from core.dbt_manifest import DBT_DIR
 
 
 def test_one_day_partition_is_a_one_day_window():
@@ -21,18 +21,20 @@ def test_empty_window_is_an_error():
         landing_window(date(2011, 3, 1), date(2011, 3, 1))
 
 
-def test_build_args_pass_the_window_as_vars_and_skip_unit_tests():
-    args = dbt_build_args(date(2011, 3, 1), date(2011, 3, 31))
-    assert args[:3] == ["build", "--exclude-resource-type", "unit_test"]
-    assert args[3] == "--vars"
-    assert json.loads(args[4]) == {"min_date": "2011-03-01", "max_date": "2011-03-31"}
-    assert len(args) == 5  # the profile's default target, duckdb: no --target
+def test_build_args_skip_unit_tests_and_carry_no_vars():
+    # The window travels as environment variables: any --vars would re-parse the project.
+    assert dbt_build_args() == ["build", "--exclude-resource-type", "unit_test"]
+
+
+def test_the_window_is_passed_as_the_environment_the_window_macro_reads():
+    env = dbt_window_env(date(2011, 3, 1), date(2011, 3, 31))
+    assert env == {"SHOPGUIDE_DBT_MIN_DATE": "2011-03-01", "SHOPGUIDE_DBT_MAX_DATE": "2011-03-31"}
+    macro = (DBT_DIR / "macros" / "window.sql").read_text()
+    assert all(f'env_var("{name}", var(' in macro for name in env)
 
 
 def test_build_args_name_another_target():
-    args = dbt_build_args(date(2011, 3, 1), date(2011, 3, 1), target="spark")
-    assert args[:5] == dbt_build_args(date(2011, 3, 1), date(2011, 3, 1))
-    assert args[5:] == ["--target", "spark"]
+    assert dbt_build_args("spark") == [*dbt_build_args(), "--target", "spark"]
 
 
 def test_landing_days_lists_the_window_inclusively():

@@ -128,18 +128,18 @@ class Dbt:
         self.env = {**os.environ, "SHOPGUIDE_HOME": str(home), "DO_NOT_TRACK": "1"}
         self.scratch = scratch
 
-    def __call__(self, *args: str, first: date | None = None, last: date | None = None):
+    def __call__(self, *args: str, first: date | None = None, last: date | None = None, env=None):
         command = [str(DBT_EXECUTABLE), *args, "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)]
         command += ["--target-path", str(self.scratch / "target"), "--log-path", str(self.scratch / "logs")]
         if first:
             command += ["--vars", json.dumps({"min_date": str(first), "max_date": str(last or first)})]
-        return subprocess.run(command, env=self.env, capture_output=True, text=True)
+        return subprocess.run(command, env={**self.env, **(env or {})}, capture_output=True, text=True)
 
     def build(self, first: date, last: date | None = None) -> None:
-        # The pipeline's own arguments (assets/dbt_args.py).
-        from assets.dbt_args import dbt_build_args
+        # The pipeline's own arguments and window (assets/dbt_args.py).
+        from assets.dbt_args import dbt_build_args, dbt_window_env
 
-        result = self(*dbt_build_args(first, last or first))
+        result = self(*dbt_build_args(), env=dbt_window_env(first, last or first))
         assert result.returncode == 0, result.stdout[-3000:]
 
 

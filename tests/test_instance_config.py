@@ -7,6 +7,7 @@ from core.errors import ConfigError
 from core.instance import LEGACY_CONTENT, POSTGRES_ENV, STORAGE_ENV, write_instance_config
 from core.settings import Paths
 
+STORAGE_KEYS = ("run_storage", "event_log_storage", "schedule_storage")
 PG = {
     "DAGSTER_POSTGRES_HOST": "db",
     "DAGSTER_POSTGRES_PORT": "5432",
@@ -38,7 +39,7 @@ def test_postgres_reads_its_connection_from_the_environment_and_writes_no_secret
     text = write_instance_config(tmp_path).read_text()
     assert "secret" not in text
     config = yaml.safe_load(text)
-    assert config["storage"]["postgres"]["postgres_db"] == {
+    database = {
         "hostname": {"env": "DAGSTER_POSTGRES_HOST"},
         "port": {"env": "DAGSTER_POSTGRES_PORT"},
         "username": {"env": "DAGSTER_POSTGRES_USER"},
@@ -46,6 +47,15 @@ def test_postgres_reads_its_connection_from_the_environment_and_writes_no_secret
         "db_name": {"env": "DAGSTER_POSTGRES_DB"},
         "scheme": "postgresql+psycopg2",
     }
+    # Runs, events and schedules in the one database; the event log is ours (planned subsets).
+    storages = {key: (config[key]["module"], config[key]["class"]) for key in STORAGE_KEYS}
+    assert storages == {
+        "run_storage": ("dagster_postgres.run_storage", "PostgresRunStorage"),
+        "event_log_storage": ("orchestration.event_log_postgres", "SubsetPlannedPostgresEventLogStorage"),
+        "schedule_storage": ("dagster_postgres.schedule_storage", "PostgresScheduleStorage"),
+    }
+    assert all(config[key]["config"]["postgres_db"] == database for key in STORAGE_KEYS)
+    assert "storage" not in config
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert config["telemetry"] == {"enabled": False}
 
@@ -55,9 +65,11 @@ def test_the_file_follows_the_switch_both_ways_and_the_old_default_is_upgraded(t
     for name, value in PG.items():
         clean_env.setenv(name, value)
     clean_env.setenv(STORAGE_ENV, "postgres")
-    assert "postgres" in yaml.safe_load(write_instance_config(tmp_path).read_text())["storage"]
+    assert (
+        "postgres_db" in yaml.safe_load(write_instance_config(tmp_path).read_text())["run_storage"]["config"]
+    )
     clean_env.delenv(STORAGE_ENV)
-    assert "storage" not in yaml.safe_load(write_instance_config(tmp_path).read_text())
+    assert "run_storage" not in yaml.safe_load(write_instance_config(tmp_path).read_text())
 
 
 def test_a_hand_written_file_is_left_alone(tmp_path, clean_env):
