@@ -640,3 +640,20 @@ def test_a_check_executed_alone_looks_at_the_latest_landing_day(home):
     assert errors.metadata["data_docs"].value == str(home.reports / "data_docs" / "index.html")
     with connect(home.warehouse, read_only=True) as con:
         assert set(read_results(con)["partition_key"]) == {str(bad_day)}
+
+
+def test_great_expectations_imports_in_a_process_whose_main_module_has_no_file():
+    """With pyspark installed (the spark dbt target), great-expectations imports
+    pyspark.sql.connect; without Spark Connect's dependencies that import calls sys.exit(0)
+    when __main__ has no __file__ (`python -c`, some Dagster run workers): the process ended,
+    status 0, mid-run. pyproject installs pyspark[connect] to prevent it."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import great_expectations; print('imported')"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0 and done.stdout.strip().endswith("imported"), done.stderr[-2000:]
