@@ -232,7 +232,7 @@ def test_any_lines_give_the_same_rows_and_reasons_both_ways(lines):
 
 def test_days_in_one_batch_keep_their_own_windows(tmp_path):
     # The same line lands on two days; the window of the earlier day refuses it.
-    late = good("next-day", occurred_at=(DAY + timedelta(days=2)).isoformat() + "T00:00:00Z")
+    late = good("next-day", occurred_at=(DAY + timedelta(days=2)).isoformat() + "T12:00:00Z")
     for day in (DAY, DAY + timedelta(days=1)):
         (tmp_path / day.isoformat()).mkdir()
         (tmp_path / day.isoformat() / "a.jsonl").write_bytes(orjson.dumps(late) + b"\n")
