@@ -109,7 +109,7 @@ with candidates as materialized (
       and regexp_matches(line, '^[ \\t\\r]*\\{{')
       and json_valid(line)
 ),
-fields as materialized (
+fields as (
     select file_index, line_number, earliest, latest, keys, p_keys, p_types, t, {
     ", ".join(f"{_type_of(f)} as t_{f}, v[{i}] as v_{f}" for i, f in enumerate(FIELDS, start=1))
 },
@@ -119,7 +119,7 @@ fields as materialized (
     -- so any other key or a repeated one makes the line hold more keys than that.
     where len(keys) = {" + ".join(f"(t[{i}] is not null)::int" for i in range(1, len(FIELDS) + 1))}
 ),
-typed as materialized (
+typed as (
     select *,
            case when t_occurred_at = 'VARCHAR' and regexp_full_match(v_occurred_at,
                     '\\d{{4}}-\\d{{2}}-\\d{{2}}T([01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(\\.\\d{{3}}|\\.\\d{{6}})?(Z|[+-]([01]\\d|2[0-3]):[0-5]\\d)')
@@ -192,6 +192,10 @@ def fast_accept(con: duckdb.DuckDBPyConnection, lines: pa.Table) -> pa.Table:
     nbytes int64: the line's length without its line end, utf8 bool: whether it decodes,
     earliest and latest timestamp: its landing day's window, raw binary: the line with its
     line end): RAW_EVENTS_SCHEMA's columns, with file_index in place of _source_file."""
+    # DuckDB copies a WHERE into the CTEs and subqueries below it and keeps the original, so
+    # the envelope's checks ran two or three times (6.8 µs a line, 4.1 without). The
+    # connection is the fast path's own scratch one, never the warehouse.
+    con.execute("set disabled_optimizers = 'cte_filter_pusher,filter_pushdown'")
     con.register("landing_lines", lines)
     try:
         return con.sql(f"select * from ({FAST_ACCEPT_SQL}) where {_PLAIN_PROPERTIES}").to_arrow_table()
