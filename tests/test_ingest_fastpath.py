@@ -138,6 +138,7 @@ EDGE_CASES = [
     {**good("props-text"), "properties": "x"},
     {**good("props-null-title"), "properties": {"title": None}},
     {**good("props-escapes"), "properties": {"title": 'say "hi" \\ / \n \t \x01 \x7f'}},
+    {**good("props-quotes"), "properties": {"title": '12" "LP" \\ back/slash'}},
     {**good("props-unicode"), "properties": {"title": "café \u2028 \U0001f600"}},
     {**good("extra-key"), "extra": 1},
     {**good("recommendation"), "event_type": "recommendation_clicked", "properties": {"rank": 1}},

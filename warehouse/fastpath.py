@@ -184,7 +184,7 @@ from checked
 """
 # Escapes in the stored properties text other than \\" and \\\\ (a control character as \\n,
 # say) might be spelt differently by orjson, which writes the per-line path's text.
-_PLAIN_PROPERTIES = "properties is null or not regexp_matches(properties, '\\\\[^\"\\\\]')"
+_PLAIN_PROPERTIES = r"""properties is null or not regexp_matches(properties, '(^|[^\\])(\\\\)*\\[^"\\]')"""
 
 
 def fast_accept(con: duckdb.DuckDBPyConnection, lines: pa.Table) -> pa.Table:

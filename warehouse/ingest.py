@@ -165,7 +165,8 @@ def ingest_landing_days(
     day), the lines the fast path does not accept and every other file line by line.
 
     `con` is a DuckDB connection for the fast path's SQL (a private in-memory one when None);
-    not the warehouse: nothing is written to it."""
+    not the warehouse: nothing is written to it, but the fast path sets its optimizer
+    options (`warehouse.fastpath.fast_accept`)."""
     if con is None:
         with duckdb.connect() as private:
             yield from ingest_landing_days(landing_root, days, private, batch_lines)
