@@ -17,7 +17,7 @@ from dagster import (
 
 from assets.partitions import daily_partitions
 from assets.resources import ShopguideHome
-from warehouse.ingest import ingest_landing_day
+from warehouse.ingest import ingest_landing_days
 from warehouse.store import connect, partition_counts, replace_partition
 
 
@@ -58,8 +58,7 @@ def raw_events(context: AssetExecutionContext, shopguide: ShopguideHome) -> Mate
     mismatches: list[str] = []
     per_day: list[str] = []
     with connect(paths.warehouse) as con:
-        for day in days_in(context):
-            result = ingest_landing_day(paths.landing, day)
+        for day, result in ingest_landing_days(paths.landing, days_in(context)):
             replace_partition(con, day, result.accepted, result.quarantined, len(result.files))
             stored = partition_counts(con, day)
             if not (stored["lines_read"] == result.lines_read == stored["accepted"] + stored["quarantined"]):

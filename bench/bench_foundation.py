@@ -6,7 +6,7 @@ SHOPGUIDE_HOME:
 
 1. generating the synthetic landing files;
 2. ingesting every landing day the way the `raw_events` Dagster asset does
-   (`ingest_landing_day` + `replace_partition` in one connection);
+   (`ingest_landing_days` + `replace_partition` in one connection);
 3. copying the warehouse (event log only) to a second file;
 4. a full `dbt run` over every landing day (what a backfill does), as a subprocess;
 5. bench/handwritten_models.sql, the same models as one plain DuckDB script, on the copy,
@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO_ROOT))  # `python bench/...` puts bench/, not the ro
 
 from core.settings import Paths  # noqa: E402
 from shopguide.sources.synthetic import SyntheticConfig, generate  # noqa: E402
-from warehouse.ingest import ingest_landing_day  # noqa: E402
+from warehouse.ingest import ingest_landing_days  # noqa: E402
 from warehouse.landing import landing_days  # noqa: E402
 from warehouse.status import EXCLUDED_FROM_CHECKSUM, warehouse_status  # noqa: E402
 from warehouse.store import connect, partition_counts, replace_partition  # noqa: E402
@@ -234,8 +234,7 @@ def ingest_all_days(paths: Paths) -> dict:
     mismatches = []
     started = time.perf_counter()
     with connect(paths.warehouse) as con:
-        for day in days:
-            result = ingest_landing_day(paths.landing, day)
+        for day, result in ingest_landing_days(paths.landing, days):
             replace_partition(con, day, result.accepted, result.quarantined, len(result.files))
             stored = partition_counts(con, day)
             if not (stored["lines_read"] == result.lines_read == stored["accepted"] + stored["quarantined"]):
@@ -244,7 +243,7 @@ def ingest_all_days(paths: Paths) -> dict:
             totals["lines_read"] += result.lines_read
             totals["accepted"] += len(result.accepted)
             totals["quarantined"] += len(result.quarantined)
-            del result  # hold one landing day at a time, as the asset does
+            del result  # hold one batch of landing days at a time, as the asset does
     seconds = time.perf_counter() - started
     return {
         **totals,

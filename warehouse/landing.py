@@ -16,10 +16,12 @@ import gzip
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import orjson
+import pyarrow as pa
 
 from core.errors import BadInput
 from core.files import atomic_path
@@ -78,7 +80,7 @@ class UnreadableFile(BadInput):
     file): the lines read before the damage stand."""
 
 
-def _read_errors() -> tuple[type[Exception], ...]:
+def read_errors() -> tuple[type[Exception], ...]:
     """What reading a damaged file raises: gzip's OSError, EOFError and zlib.error, Arrow's
     errors, and ValueError (ArrowInvalid is one, and so is a Parquet value that does not
     convert to Python). Caught only around the reading: an error in what a
@@ -94,7 +96,7 @@ def read_lines(path: Path, landing_root: Path) -> Iterator[RawLine]:
     relative = path.relative_to(landing_root).as_posix()
     try:
         yield from _read_lines(path, relative)
-    except _read_errors() as error:
+    except read_errors() as error:
         raise UnreadableFile(f"{type(error).__name__}: {error}") from error
 
 
@@ -110,6 +112,84 @@ def _read_lines(path: Path, relative: str) -> Iterator[RawLine]:
     with opener(path, "rb") as handle:
         for number, line in enumerate(handle, start=1):
             yield RawLine(relative, number, line.rstrip(b"\r\n"))
+
+
+@dataclass
+class WholeFile:
+    """A JSON Lines file read to its end and split into lines without a Python loop: line k
+    (1-based) is data[offsets[k-1]:ends[k-1]], split exactly where `read_lines` splits
+    (after each b"\n") and trimmed as it trims (rstrip(b"\r\n"))."""
+
+    name: str  # relative to the landing root
+    data: bytes
+    offsets: np.ndarray  # int64, n + 1: where each line starts, its line end included
+    ends: np.ndarray  # int64, n: where each line's content ends
+    utf8: np.ndarray  # bool, n: whether the line decodes as UTF-8
+
+    def line(self, number: int) -> bytes:
+        return self.data[self.offsets[number - 1] : self.ends[number - 1]]
+
+    def arrow(self, index: int, earliest: datetime, latest: datetime) -> pa.Table:
+        """The lines as Arrow columns over the file's own bytes (no copy), for the fast path;
+        `raw` keeps each line's line end, which JSON reads as whitespace."""
+        n = len(self.ends)
+        raw = pa.LargeBinaryArray.from_buffers(
+            pa.large_binary(), n, [None, pa.py_buffer(self.offsets), pa.py_buffer(self.data)]
+        )
+        moment = pa.timestamp("us")
+        return pa.table(
+            {
+                "file_index": pa.array(np.full(n, index, dtype=np.int32)),
+                "line_number": pa.array(np.arange(1, n + 1, dtype=np.int64)),
+                "nbytes": pa.array(self.ends - self.offsets[:-1]),
+                "utf8": pa.array(self.utf8),
+                "earliest": pa.array(np.full(n, np.datetime64(earliest.replace(tzinfo=None), "us")), moment),
+                "latest": pa.array(np.full(n, np.datetime64(latest.replace(tzinfo=None), "us")), moment),
+                "raw": raw,
+            }
+        )
+
+
+def whole_file(path: Path, name: str) -> WholeFile | None:
+    """A JSON Lines file as a `WholeFile`; None when it must be read line by line instead:
+    Parquet, or a file that does not read to its end (a damaged gzip, whose lines before
+    the damage `read_lines` hands out before raising)."""
+    if path.name.endswith(".parquet"):
+        return None
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read()
+    except read_errors():
+        return None
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    offsets = np.concatenate([[0], np.flatnonzero(buffer == ord("\n")) + 1]).astype(np.int64)
+    if offsets[-1] != len(data):  # a last line without a line end is a line too
+        offsets = np.append(offsets, np.int64(len(data)))
+    starts, ends = offsets[:-1], offsets[1:].copy()
+    for byte in (b"\n", b"\r"):  # one "\n" ends a line; any "\r"s before it go too
+        while True:
+            trailing = ends > starts
+            trailing[trailing] = buffer[ends[trailing] - 1] == ord(byte)
+            if not trailing.any():
+                break
+            ends -= trailing
+            if byte == b"\n":
+                break
+    try:
+        data.decode("utf-8")
+        utf8 = np.ones(len(ends), dtype=bool)
+    except UnicodeDecodeError:  # rare: find the lines that are not, for the per-line path
+        utf8 = np.array([_decodes(data[a:b]) for a, b in zip(starts, ends, strict=True)], dtype=bool)
+    return WholeFile(name, data, offsets, ends, utf8)
+
+
+def _decodes(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def write_jsonl(path: Path, records: Iterable[dict | bytes]) -> int:

@@ -172,7 +172,8 @@ def ensure_event_log(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(ddl)
 
 
-def _events_table(rows: list[dict]) -> pa.Table:
+def events_table(rows: list[dict]) -> pa.Table:
+    """The per-line path's accepted rows (dicts) as the columns the warehouse stores."""
     columns = {name: [] for name in RAW_EVENTS_SCHEMA.names}
     for row in rows:
         for name in (
@@ -211,7 +212,7 @@ def _quarantine_table(rows: list[dict]) -> pa.Table:
 def replace_partition(
     con: duckdb.DuckDBPyConnection,
     day: date,
-    accepted: list[dict],
+    accepted,
     quarantined: list[dict],
     files: int,
 ) -> datetime:
@@ -219,10 +220,12 @@ def replace_partition(
 
     The append-only log is append-only per landing day: re-ingesting a day swaps
     that day's rows for a fresh read of the same files, and touches no other day.
+    `accepted` is a list of row dicts or anything with `to_arrow()` (warehouse.accepted).
     """
     ensure_event_log(con)
     ingested_at = datetime.now(UTC).replace(tzinfo=None)
-    events = _events_table(accepted)  # noqa: F841 - referenced by name in SQL below
+    # Referenced by name in the SQL below.
+    events = accepted.to_arrow() if hasattr(accepted, "to_arrow") else events_table(accepted)  # noqa: F841
     bad = _quarantine_table(quarantined)  # noqa: F841
     con.execute("begin transaction")
     try:
