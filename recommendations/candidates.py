@@ -87,6 +87,12 @@ class CandidateLimits:
     als_factors: int = 64
     content_neighbors: int = 50  # nearest titles kept per product, past CONTENT_SCAN targets
 
+    @property
+    def per_shopper(self) -> int:
+        """The most candidates one shopper can get (every generator's quota, before overlaps)."""
+        quotas = (self.history, self.cooccurrence, self.content, self.new_products, self.als, self.ease)
+        return sum(quotas) + self.popular + self.country
+
     def __post_init__(self) -> None:
         negative = [name for name, value in vars(self).items() if value < 0]
         if negative:

@@ -15,28 +15,41 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+import psutil
+
 T = TypeVar("T")
 R = TypeVar("R")
 
 # Memory grows with the pieces in flight (a block of shoppers' candidates is ~0.5 GB): past
 # four, a large shop would trade its memory budget for little time on a small machine.
 MAX_WORKERS = 4
+# Pieces side by side may together take at most this share of the memory available when
+# they start (a large shop's cut-offs then run one at a time rather than risk the budget).
+MEMORY_SHARE = 0.5
 
 
-def workers() -> int:
-    """Threads for independent pieces: the cores this process may use, at most MAX_WORKERS."""
+def workers(memory_each: int | None = None) -> int:
+    """Threads for independent pieces: the cores this process may use, at most MAX_WORKERS,
+    and, given a piece's estimated bytes, no more than fit in MEMORY_SHARE of what is free."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    return max(1, min(MAX_WORKERS, cores))
+    count = max(1, min(MAX_WORKERS, cores))
+    if memory_each:
+        fit = int(psutil.virtual_memory().available * MEMORY_SHARE // memory_each)
+        count = max(1, min(count, fit))
+    return count
 
 
-def map_in_threads(function: Callable[[T], R], items: Iterable[T]) -> list[R]:
-    """`[function(item) for item in items]`, the items side by side; the first error raised
-    is raised here."""
+def map_in_threads(
+    function: Callable[[T], R], items: Iterable[T], memory_each: int | None = None
+) -> list[R]:
+    """`[function(item) for item in items]`, the items side by side (as many as `workers`
+    allows for pieces of `memory_each` bytes); the first error raised is raised here."""
     items = list(items)
-    if len(items) <= 1 or workers() == 1:
+    count = min(workers(memory_each), len(items))
+    if count <= 1:
         return [function(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(workers(), len(items))) as pool:
+    with ThreadPoolExecutor(max_workers=count) as pool:
         return list(pool.map(function, items))

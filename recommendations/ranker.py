@@ -182,6 +182,7 @@ def training_set(
         labelled = map_in_threads(
             lambda numbered: _labelled_cutoff(data, as_of, config, settings, *numbered),
             list(enumerate(cutoffs)),
+            memory_each=cutoff_memory(data, settings),
         )
     parts = [part for found in labelled if found is not None for part in found.parts]
     newest = labelled[0] if labelled else None
@@ -213,6 +214,14 @@ def training_set(
         ),
         cold_start,
     )
+
+
+def cutoff_memory(data: ShopData, settings: RankerSettings) -> int:
+    """A rough upper bound of one cut-off's bytes while it is built: its inputs and fitted
+    generators (a few copies of the event log's size) and its candidates' features (every
+    generator's quota for each sampled shopper, float32)."""
+    shoppers = min(settings.max_training_users, data.users.height)
+    return 4 * int(data.events.estimated_size()) + shoppers * settings.limits.per_shopper * len(FEATURES) * 4
 
 
 @dataclass

@@ -93,7 +93,7 @@ def ranked_user_table(
     # torch's thread count is process-wide: set once around the workers, so that one block's
     # torch_threads restoring it never hands another block a spinning thread pool.
     with torch_threads(generators.threads):
-        frames = map_in_threads(ranked, starts)
+        frames = map_in_threads(ranked, starts, memory_each=block_memory(model, block))
     return pl.concat(frames).sort("user_id", "rank")
 
 
@@ -106,6 +106,12 @@ def user_rows(inputs: RecInputs, user_ids: Sequence[str]) -> np.ndarray:
     if missing:
         raise ValueError(f"{len(missing)} shoppers are not in the inputs (e.g. {missing[0]!r})")
     return np.sort(found["user_row"].to_numpy().astype(np.int64))
+
+
+def block_memory(model: RankerModel, block: int) -> int:
+    """A rough upper bound of one block's bytes: every generator's quota of candidates for
+    each of its shoppers, with their float32 features, about twice over while scored."""
+    return 2 * block * model.settings.limits.per_shopper * len(FEATURES) * 4
 
 
 class _SharedColumns:

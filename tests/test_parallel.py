@@ -17,7 +17,7 @@ def test_results_come_back_in_the_order_of_the_items_whatever_finishes_first():
 
 
 def test_items_run_on_several_threads_when_the_machine_has_cores(monkeypatch):
-    monkeypatch.setattr(parallel, "workers", lambda: 2)
+    monkeypatch.setattr(parallel, "workers", lambda memory_each=None: 2)
     both_started = threading.Barrier(2, timeout=5)
 
     def wait_for_the_other(n: int) -> str:
@@ -29,13 +29,13 @@ def test_items_run_on_several_threads_when_the_machine_has_cores(monkeypatch):
 
 
 def test_one_worker_runs_in_the_calling_thread(monkeypatch):
-    monkeypatch.setattr(parallel, "workers", lambda: 1)
+    monkeypatch.setattr(parallel, "workers", lambda memory_each=None: 1)
     here = threading.current_thread().name
     assert parallel.map_in_threads(lambda _: threading.current_thread().name, [1, 2, 3]) == [here] * 3
 
 
 def test_an_error_in_one_item_is_raised_to_the_caller(monkeypatch):
-    monkeypatch.setattr(parallel, "workers", lambda: 2)
+    monkeypatch.setattr(parallel, "workers", lambda memory_each=None: 2)
 
     def fails_on_two(n: int) -> int:
         if n == 2:
@@ -48,3 +48,16 @@ def test_an_error_in_one_item_is_raised_to_the_caller(monkeypatch):
 
 def test_workers_are_bounded_by_the_cores_and_the_memory_cap():
     assert 1 <= parallel.workers() <= parallel.MAX_WORKERS
+
+
+def test_pieces_too_big_for_half_the_free_memory_run_one_at_a_time(monkeypatch):
+    free = type("Memory", (), {"available": 8 * 2**30})()
+    monkeypatch.setattr(parallel.psutil, "virtual_memory", lambda: free)
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda _: set(range(8)))
+    assert parallel.workers() == parallel.MAX_WORKERS
+    assert parallel.workers(memory_each=1 * 2**30) == parallel.MAX_WORKERS  # 4 GB of 8 fit
+    assert parallel.workers(memory_each=2 * 2**30) == 2
+    assert parallel.workers(memory_each=5 * 2**30) == 1  # never fewer than one
+    here = threading.current_thread().name
+    names = parallel.map_in_threads(lambda _: threading.current_thread().name, [1, 2], memory_each=5 * 2**30)
+    assert names == [here, here]
