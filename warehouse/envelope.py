@@ -68,6 +68,21 @@ QUARANTINE_REASONS = (
 
 
 IDENTIFIER_FIELDS = ("event_id", "user_id", "session_id", "product_id")
+# An accepted event's fields, in the order the warehouse stores them (properties last: it is
+# stored as JSON text, the rest as they are).
+EVENT_FIELDS = (
+    "event_id",
+    "event_type",
+    "occurred_at",
+    "user_id",
+    "session_id",
+    "product_id",
+    "quantity",
+    "price",
+    "currency",
+    "query",
+    "properties",
+)
 # Characters that draw nothing but are neither control nor format characters (which
 # str.isprintable already refuses): the rest of Unicode's Default_Ignorable_Code_Point set,
 # i.e. the combining grapheme joiner, Hangul fillers, Khmer inherent vowels, Mongolian free

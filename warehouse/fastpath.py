@@ -21,6 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from warehouse.envelope import (
+    EVENT_FIELDS,
     MAX_ID_CHARS,
     MAX_LINE_BYTES,
     PRODUCT_EVENT_TYPES,
@@ -30,19 +31,7 @@ from warehouse.envelope import (
     TYPED_PROPERTIES,
 )
 
-FIELDS = (
-    "event_id",
-    "event_type",
-    "occurred_at",
-    "user_id",
-    "session_id",
-    "product_id",
-    "quantity",
-    "price",
-    "currency",
-    "query",
-    "properties",
-)
+FIELDS = EVENT_FIELDS
 # Event types decided here; the recommendation types' property rules stay per line.
 FAST_EVENT_TYPES = tuple(t for t in SHOP_EVENT_TYPES if t not in RECOMMENDATION_EVENT_TYPES)
 # Python's str.strip() removes exactly these; a query that starts or ends with one goes to

@@ -20,6 +20,7 @@ import orjson
 import pyarrow as pa
 
 from core.errors import MissingFile, ShopguideError
+from warehouse.envelope import EVENT_FIELDS
 
 RAW_EVENTS_DDL = """
 create table if not exists raw_events (
@@ -176,18 +177,7 @@ def events_table(rows: list[dict]) -> pa.Table:
     """The per-line path's accepted rows (dicts) as the columns the warehouse stores."""
     columns = {name: [] for name in RAW_EVENTS_SCHEMA.names}
     for row in rows:
-        for name in (
-            "event_id",
-            "event_type",
-            "occurred_at",
-            "user_id",
-            "session_id",
-            "product_id",
-            "quantity",
-            "price",
-            "currency",
-            "query",
-        ):
+        for name in EVENT_FIELDS[:-1]:  # all but properties, stored as JSON text below
             columns[name].append(row[name])
         props = row["properties"]
         columns["properties"].append(None if props is None else orjson.dumps(props).decode())
