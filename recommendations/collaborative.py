@@ -106,8 +106,9 @@ class EASE:
     P = (XᵀX + λI)⁻¹,  B = −P / diag(P),  diag(B) = 0,  score(u, ·) = X[u] @ B, zero elsewhere.
 
     5,000 by default: Online Retail's whole catalog (~4,000 products) still fits, so its
-    published EASE numbers are unrestricted, while the Gram matrix stays at 200 MB (float64,
-    inverted in place) plus 100 MB of float32 weights, and a fit takes seconds on two cores."""
+    published EASE numbers are unrestricted, while the Gram matrix stays at 100 MB (float32,
+    inverted in place; mirroring its triangle takes two more such buffers for a moment), and a
+    fit takes seconds on two cores."""
 
     l2: float = 500.0
     max_products: int = 5000

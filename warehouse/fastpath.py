@@ -31,7 +31,7 @@ from warehouse.envelope import (
     TYPED_PROPERTIES,
 )
 
-FIELDS = EVENT_FIELDS
+FIELDS = EVENT_FIELDS  # the JSON keys a plain line carries, in the stored order
 # Event types decided here; the recommendation types' property rules stay per line.
 FAST_EVENT_TYPES = tuple(t for t in SHOP_EVENT_TYPES if t not in RECOMMENDATION_EVENT_TYPES)
 # Python's str.strip() removes exactly these; a query that starts or ends with one goes to
