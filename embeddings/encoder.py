@@ -184,13 +184,16 @@ class SentenceTransformerEncoder:
         return self.encode(texts)  # symmetric model: queries and products alike
 
     def describe(self) -> dict:
-        plan = self.plan
+        """What encoded, for run metadata. Until something is encoded the device and precision
+        are not chosen: choosing loads the model (importing sentence-transformers costs ~3 s),
+        which a run with no new product text never needs."""
+        plan = self._plan
         return {
             "model": self.name,
             "fingerprint": self.fingerprint,
-            "device": plan.device,
-            "dtype": plan.dtype,
-            "batch_size": plan.batch_size,
+            "device": plan.device if plan else "not loaded (nothing encoded)",
+            "dtype": plan.dtype if plan else "not loaded (nothing encoded)",
+            "batch_size": plan.batch_size if plan else 0,
         }
 
 

@@ -14,10 +14,8 @@ manifest are made read-only.
 
 Checksums are order-independent (sum of per-row hashes modulo 2**64, as in
 warehouse/status.py) so the same rows in another order give the same checksum and a
-duplicated row changes it. They must stay comparable across years and library upgrades,
-so the row hash is BLAKE2b of the row's canonical JSON text (columns sorted by name, floats
-in Python's shortest round-trip repr), not polars `hash_rows` or DuckDB `hash()`, whose
-values are only promised within one version (DuckDB's within one process).
+duplicated row changes it. They must stay comparable across years and library upgrades:
+serving/checksum.py defines them by BLAKE2b and bit patterns only, computed by columns.
 """
 
 from __future__ import annotations
@@ -37,9 +35,11 @@ import polars as pl
 
 from core.clock import iso_utc, utc_now
 from core.files import fsync_dir
+from serving.checksum import table_checksum
 from serving.errors import ServingError, SnapshotExists, SnapshotNotFound
 
-FORMAT_VERSION = 1
+# 2: checksums by serving/checksum.py's columnar rule (1: BLAKE2b of each row's JSON text).
+FORMAT_VERSION = 2
 SNAPSHOTS_DIR = "snapshots"
 MANIFEST = "manifest.json"
 TEMP_PREFIX = ".tmp-"
@@ -155,19 +155,6 @@ def _canonical(df: pl.DataFrame, name: str) -> pl.DataFrame:
         raise ServingError(f"table {name!r} does not fit the serving contract: {error}") from None
     keys = [key for key in SORT_KEYS.get(name, []) if key in out.columns]
     return out.sort(keys, nulls_last=True, maintain_order=True) if keys else out
-
-
-def table_checksum(df: pl.DataFrame) -> str:
-    """Order-independent, version-stable checksum of a table's rows (16 hex digits)."""
-    columns = sorted(df.columns)
-    encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
-    blake = hashlib.blake2b
-    total = 0
-    for row in df.select(columns).iter_rows():
-        total += int.from_bytes(blake(encode(row).encode(), digest_size=8).digest(), "little")
-    header = encode([[c, str(df.schema[c])] for c in columns]).encode()
-    digest = blake(header + (total % 2**64).to_bytes(8, "little"), digest_size=8)
-    return digest.hexdigest()
 
 
 def content_checksum(checksums: dict[str, str], row_counts: dict[str, int]) -> str:

