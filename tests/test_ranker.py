@@ -21,7 +21,7 @@ from recommendations.ranker import RankerModel, RankerSettings, cutoff_dates, fi
 from recommendations.reasons import reason_text
 from recommendations.shop import LeakageError, assert_before, inputs_as_of
 from recommendations.tables import recommendation_tables
-from recommendations.user_lists import ranked_user_table
+from recommendations.user_lists import balanced_block, ranked_user_table
 from tests.shops import START, catalog, cycling_shop, one_day_shop, one_off_shop, shop
 
 CONFIG = RecommendationConfig()
@@ -200,6 +200,19 @@ def test_the_user_table_built_in_blocks_of_shoppers_equals_the_table_built_at_on
     assert inputs.users.height > 7 and whole.height > 0
     assert set(whole["source"]) >= {"personal"}
     assert whole.equals(ranked_user_table(model, inputs, config, block=3))
+
+
+def test_blocks_of_shoppers_are_balanced_across_the_workers():
+    # 54k shoppers, blocks of at most 20k, two workers: four blocks of 13.5k, not 20k+20k+14k
+    # (whose last block ran alone).
+    assert balanced_block(54_000, 20_000, 2) == 13_500
+    for shoppers, most, side in [(1, 20_000, 2), (7, 3, 2), (40_001, 20_000, 2), (10, 20_000, 4), (0, 5, 2)]:
+        block = balanced_block(shoppers, most, side)
+        blocks = -(-shoppers // block)
+        assert 1 <= block <= max(most, 1)
+        if shoppers:
+            assert blocks % side == 0 or blocks < side  # whole rounds of workers
+            assert blocks * block - shoppers < blocks  # the last block is at most `blocks` short
 
 
 def test_ranking_a_subset_of_shoppers_gives_their_rows_of_the_whole_table():
