@@ -30,7 +30,7 @@ import polars as pl
 from core.clock import iso_utc, utc_now
 from serving.errors import ServingError
 from serving.snapshots import MANIFEST, SCHEMAS, SNAPSHOT_ID_PATTERN, _canonical
-from serving.store import open_store, parquet_bytes
+from serving.store import bytes_writer, open_store, parquet_writer
 
 OVERLAYS_DIR = "overlays"
 TABLE = "user_recommendations"
@@ -108,8 +108,8 @@ def write_overlay(
         extra=extra or {},
     )
     files = {
-        f"{TABLE}.parquet": parquet_bytes(table),
-        MANIFEST: json.dumps(manifest.to_dict(), indent=2).encode() + b"\n",
+        f"{TABLE}.parquet": parquet_writer(table),
+        MANIFEST: bytes_writer(json.dumps(manifest.to_dict(), indent=2).encode() + b"\n"),
     }
     open_store(root).write_folder(OVERLAYS_DIR, overlay_id, files, marker=MANIFEST)
     return manifest

@@ -34,7 +34,7 @@ import polars as pl
 from core.clock import iso_utc, utc_now
 from serving.checksum import table_checksum
 from serving.errors import ServingError, SnapshotExists, SnapshotNotFound
-from serving.store import TEMP_PREFIX, open_store, parquet_bytes  # noqa: F401 - TEMP_PREFIX re-exported
+from serving.store import TEMP_PREFIX, bytes_writer, open_store, parquet_writer  # noqa: F401 - TEMP_PREFIX re-exported
 
 # 2: checksums by serving/checksum.py's columnar rule (1: BLAKE2b of each row's JSON text).
 FORMAT_VERSION = 2
@@ -212,8 +212,8 @@ def write_snapshot(
         extra=_jsonable({k: v for k, v in fields.items() if k not in KNOWN_MANIFEST_FIELDS}),
     )
 
-    files = {f"{name}.parquet": parquet_bytes(df) for name, df in canonical.items()}
-    files[MANIFEST] = json.dumps(manifest.to_dict(), indent=2).encode() + b"\n"
+    files = {f"{name}.parquet": parquet_writer(df) for name, df in canonical.items()}
+    files[MANIFEST] = bytes_writer(json.dumps(manifest.to_dict(), indent=2).encode() + b"\n")
     try:
         open_store(root).write_folder(SNAPSHOTS_DIR, snapshot_id, files, marker=MANIFEST)
     except FileExistsError:

@@ -33,11 +33,13 @@ import functools
 import io
 import os
 import shutil
+import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import polars as pl
 
@@ -48,6 +50,9 @@ from serving.errors import ServingError
 TEMP_PREFIX = ".tmp-"
 LOCK = ".publish.lock"
 S3_SCHEME = "s3://"
+# Writes one file's content into an open binary file (Parquet straight from polars, so a large
+# table is never held twice in memory).
+Writer = Callable[[BinaryIO], object]
 # Pointer writes the store refused because another writer changed the pointer first: S3 says
 # 412 (If-Match/If-None-Match failed), 409 (two conditional writes at once) or 404 (If-Match on
 # a pointer deleted meanwhile).
@@ -82,7 +87,7 @@ class Store:
         """Write `key` whole (a reader sees the old bytes or the new ones)."""
         raise NotImplementedError
 
-    def write_folder(self, prefix: str, name: str, files: dict[str, bytes], marker: str) -> None:
+    def write_folder(self, prefix: str, name: str, files: dict[str, Writer], marker: str) -> None:
         """Create the immutable folder `prefix/name` holding `files` (`marker` among them),
         visible to `complete_folders` only once every file is there. FileExistsError when a
         complete folder of that name exists."""
@@ -144,10 +149,12 @@ def open_store(root: Store | Path | str) -> Store:
     return LocalStore(Path(root))
 
 
-def parquet_bytes(df: pl.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    df.write_parquet(buffer, compression="zstd")
-    return buffer.getvalue()
+def parquet_writer(df: pl.DataFrame) -> Writer:
+    return lambda handle: df.write_parquet(handle, compression="zstd")
+
+
+def bytes_writer(data: bytes) -> Writer:
+    return lambda handle: handle.write(data)
 
 
 # the local folder --------------------------------------------------------------------------
@@ -169,7 +176,7 @@ class LocalStore(Store):
     def replace_bytes(self, key: str, data: bytes) -> None:
         atomic_write_bytes(self.root / key, data)
 
-    def write_folder(self, prefix: str, name: str, files: dict[str, bytes], marker: str) -> None:
+    def write_folder(self, prefix: str, name: str, files: dict[str, Writer], marker: str) -> None:
         parent = self.root / prefix
         parent.mkdir(parents=True, exist_ok=True)
         final = parent / name
@@ -178,8 +185,8 @@ class LocalStore(Store):
         temp = parent / f"{TEMP_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
         temp.mkdir()
         try:
-            for file_name, data in files.items():
-                _write_read_only(temp / file_name, data)
+            for file_name, write in files.items():
+                _write_read_only(temp / file_name, write)
             fsync_dir(temp)
             try:
                 # Fails with ENOTEMPTY/EEXIST if another writer got there first: never overwrites.
@@ -258,9 +265,9 @@ class _LocalPointerUpdate(PointerUpdate):
         atomic_write_bytes(self.path, data)  # under the flock: no other writer in between
 
 
-def _write_read_only(path: Path, data: bytes) -> None:
+def _write_read_only(path: Path, write: Writer) -> None:
     with open(path, "wb") as handle:
-        handle.write(data)
+        write(handle)
         handle.flush()
         os.fsync(handle.fileno())
     os.chmod(path, 0o444)  # immutable by convention and by permission
@@ -341,10 +348,16 @@ class S3Store(Store):
     def _errors(self, key: str) -> Iterator[None]:
         """boto3's errors as this project's: a missing object is FileNotFoundError (as for a
         file), anything else a StoreError that says what to check."""
+        from boto3.exceptions import S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             yield
+        except S3UploadFailedError as error:  # the managed transfer's wrapper of a ClientError
+            raise StoreError(
+                f"could not upload {self.describe(key)} ({error}); "
+                "check the bucket and the AWS_* credentials."
+            ) from None
         except ClientError as error:
             code, status = _status(error)
             if code in ("NoSuchKey", "NotFound") or (status == 404 and code != "NoSuchBucket"):
@@ -379,27 +392,37 @@ class S3Store(Store):
             return False
         return True
 
-    def write_folder(self, prefix: str, name: str, files: dict[str, bytes], marker: str) -> None:
+    def write_folder(self, prefix: str, name: str, files: dict[str, Writer], marker: str) -> None:
         folder = f"{prefix}/{name}"
         if self._exists(f"{folder}/{marker}"):
             raise FileExistsError(self.describe(folder))
-        for file_name, data in files.items():
+        for file_name, write in files.items():
             if file_name != marker:
-                self.replace_bytes(f"{folder}/{file_name}", data)
+                self._upload(f"{folder}/{file_name}", write)
         # The marker last and only if absent: the folder is complete from this write on, and of
         # two writers of one id, one wins.
         key = f"{folder}/{marker}"
+        body = io.BytesIO()
+        files[marker](body)
         from botocore.exceptions import ClientError
 
         with self._errors(key):
             try:
                 self.client.put_object(
-                    Bucket=self.bucket, Key=self._key(key), Body=files[marker], IfNoneMatch="*"
+                    Bucket=self.bucket, Key=self._key(key), Body=body.getvalue(), IfNoneMatch="*"
                 )
             except ClientError as error:
                 if _lost_race(error):
                     raise FileExistsError(self.describe(folder)) from None
                 raise
+
+    def _upload(self, key: str, write: Writer) -> None:
+        """Through a temporary file and boto3's managed transfer: multipart above 8 MB, so a
+        table over a single PUT's 5 GB limit still goes, and memory holds a part at a time."""
+        with tempfile.TemporaryFile() as handle, self._errors(key):
+            write(handle)
+            handle.seek(0)
+            self.client.upload_fileobj(handle, self.bucket, self._key(key))
 
     def _objects(self, prefix: str) -> Iterator[dict]:
         """Every object under `prefix/` (Key relative to the root, LastModified)."""
