@@ -280,16 +280,20 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def s3_settings() -> tuple[str | None, str | None, bool, str | None]:
-    """(endpoint, region, allow_http, access key id) from the standard AWS variables."""
+def s3_settings() -> tuple[str | None, str | None, bool, str | None, int]:
+    """(endpoint, region, allow_http, access key id) from the standard AWS variables, and this
+    process's id: a boto3 client must not cross a fork."""
     env = os.environ
     endpoint = env.get("AWS_ENDPOINT") or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-    return endpoint or None, region or None, _truthy(env.get("AWS_ALLOW_HTTP")), env.get("AWS_ACCESS_KEY_ID")
+    allow_http = _truthy(env.get("AWS_ALLOW_HTTP"))
+    return endpoint or None, region or None, allow_http, env.get("AWS_ACCESS_KEY_ID"), os.getpid()
 
 
 @functools.lru_cache(maxsize=8)
-def s3_client(endpoint: str | None, region: str | None, allow_http: bool, access_key_id: str | None):
+def s3_client(
+    endpoint: str | None, region: str | None, allow_http: bool, access_key_id: str | None, pid: int
+):
     """One boto3 client per configuration (making one costs tens of milliseconds; clients are
     thread-safe). The access key id is part of the cache key so changed credentials get a new
     client; boto3 itself reads the secret and the session token from the environment."""

@@ -61,7 +61,7 @@ def aws_env(monkeypatch) -> None:
 def s3_root(monkeypatch):
     aws_env(monkeypatch)
     with mock_aws():
-        s3_client(None, "us-east-1", False, "testing").create_bucket(Bucket=BUCKET)
+        open_store(f"s3://{BUCKET}").client.create_bucket(Bucket=BUCKET)
         yield f"s3://{BUCKET}/shop/serving"
     s3_client.cache_clear()
 
@@ -206,7 +206,7 @@ def test_two_first_publishes_cannot_both_win_on_s3(s3_root):
 def test_the_s3_store_keeps_its_files_under_the_prefix(s3_root):
     sid = snap(s3_root)
     publish(s3_root, sid, gate_for(0))
-    client = s3_client(None, "us-east-1", False, "testing")
+    client = open_store(s3_root).client
     keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket=BUCKET)["Contents"])
     assert f"shop/serving/snapshots/{sid}/manifest.json" in keys
     assert f"shop/serving/snapshots/{sid}/gate.json" in keys
