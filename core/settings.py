@@ -23,7 +23,7 @@ HOME_ENV = "SHOPGUIDE_HOME"
 LANCEDB_URI_ENV = "SHOPGUIDE_LANCEDB_URI"
 # The published serving snapshots somewhere else than under the home: s3://bucket/prefix (an
 # S3-compatible store) or another folder. The same AWS_* variables configure the client
-# (serving/store.py, docs/deployment.md).
+# (serving/store_s3.py, docs/deployment.md).
 SERVING_URI_ENV = "SHOPGUIDE_SERVING_URI"
 
 

@@ -18,6 +18,7 @@ from moto import mock_aws
 from recommendation_tables import USERS, make_tables
 
 from serving import store as stores
+from serving import store_s3
 from serving.errors import ServingError, SnapshotExists, SnapshotNotFound
 from serving.gate import GateContext, evaluate_gate
 from serving.overlays import list_overlays, prune_overlays, write_overlay
@@ -36,7 +37,8 @@ from serving.publish import (
 )
 from serving.reader import Reader
 from serving.snapshots import list_snapshots, read_manifest, sweep_temp, write_snapshot
-from serving.store import LocalStore, PointerConflict, StoreError, open_store, s3_client
+from serving.store import LocalStore, PointerConflict, StoreError, open_store
+from serving.store_s3 import s3_client
 
 BUCKET = "shopguide-serving"
 T0 = datetime(2011, 12, 9, 2, 0, 0, tzinfo=UTC)
@@ -122,7 +124,7 @@ def test_a_publish_killed_before_the_pointer_swap_keeps_the_previous_version(roo
         raise KeyboardInterrupt("killed before the pointer swap")
 
     with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
-        for update in (stores._LocalPointerUpdate, stores._S3PointerUpdate):
+        for update in (stores._LocalPointerUpdate, store_s3._S3PointerUpdate):
             patched.setattr(update, "replace", killed)
         publish_tables(root, make_tables(3), {}, GateContext(active_user_ids=USERS), created_at=T1)
     assert read_pointer(root) == before and before["current"] == first.snapshot_id
@@ -234,7 +236,24 @@ def test_of_two_writers_of_one_snapshot_id_one_wins_on_s3(s3_root, monkeypatch):
     sid = snap(s3_root)
     # The second writer checked for the id before the first had put its manifest: the
     # manifest's own conditional put (If-None-Match: *) still refuses it.
-    monkeypatch.setattr(stores.S3Store, "_exists", lambda self, key: False)
+    monkeypatch.setattr(store_s3.S3Store, "_exists", lambda self, key: False)
     with pytest.raises(SnapshotExists):
         snap(s3_root)
     assert list_snapshots(s3_root) == [sid]
+
+
+def test_a_pointer_write_retried_after_its_answer_was_lost_is_no_conflict_on_s3(s3_root, monkeypatch):
+    """botocore retries a PUT whose answer it lost; the retry's If-Match then fails against the
+    first attempt's own write, which must count as done, not as another publisher's."""
+    first = snap(s3_root)
+    client = open_store(s3_root).client
+    put = client.put_object
+
+    def answer_lost(**kwargs):
+        put(**kwargs)  # the write lands ...
+        return put(**kwargs)  # ... and the retry of the same conditional write is refused
+
+    with monkeypatch.context() as patched:
+        patched.setattr(client, "put_object", answer_lost)
+        assert publish(s3_root, first, gate_for(0))["current"] == first
+    assert [e["action"] for e in history(s3_root)] == ["publish"]
