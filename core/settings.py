@@ -21,6 +21,10 @@ HOME_ENV = "SHOPGUIDE_HOME"
 # az://) or another folder. Credentials and endpoint come from the store's own standard
 # variables (AWS_ACCESS_KEY_ID, AWS_ENDPOINT, AWS_REGION, ...), read by LanceDB itself.
 LANCEDB_URI_ENV = "SHOPGUIDE_LANCEDB_URI"
+# The published serving snapshots somewhere else than under the home: s3://bucket/prefix (an
+# S3-compatible store) or another folder. The same AWS_* variables configure the client
+# (serving/store_s3.py, docs/deployment.md).
+SERVING_URI_ENV = "SHOPGUIDE_SERVING_URI"
 
 
 def is_uri(location: str | Path) -> bool:
@@ -82,10 +86,16 @@ class Paths:
 
     @property
     def serving(self) -> Path:
-        """The published recommendation snapshots and their pointer (serving/). A local folder
-        (a shared volume in a deployment): publishing swaps the pointer by a file rename, which
-        an object store does not have (docs/deployment.md)."""
+        """The local folder of the published recommendation snapshots and their pointer
+        (serving/), used unless SHOPGUIDE_SERVING_URI names another place."""
         return self.home / "serving"
+
+    @property
+    def serving_uri(self) -> str:
+        """Where the published snapshots live: SHOPGUIDE_SERVING_URI (s3://bucket/prefix, or a
+        folder), else the folder under the home. Every publisher and reader asks this one value
+        (serving.serving_root)."""
+        return os.environ.get(SERVING_URI_ENV, "").strip() or str(self.serving)
 
     @property
     def dagster_home(self) -> Path:

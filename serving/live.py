@@ -71,9 +71,11 @@ class LiveReader(Reader):
         """Follow the pointer; True when the served state changed. Never raises: a problem
         is recorded in `problem` and the last good state keeps serving."""
         try:
-            pointer = read_pointer(self.root)
-        except (OSError, ValueError) as error:
-            self.problem = f"cannot read {self.root / POINTER} ({error}); serving the last good snapshot"
+            pointer = read_pointer(self.store)
+        except (OSError, ValueError) as error:  # ServingError (an unreachable store) is a ValueError
+            self.problem = (
+                f"cannot read {self.store.describe(POINTER)} ({error}); serving the last good snapshot"
+            )
             return False
         state = self._state
         if state is not None and pointer == state.pointer:
@@ -86,9 +88,9 @@ class LiveReader(Reader):
             snapshots, created = {}, {}
             for snapshot_id in routed_ids(pointer):
                 known = state.snapshots.get(snapshot_id) if state else None
-                snapshots[snapshot_id] = known or _Snapshot(self.root, snapshot_id).preload()
+                snapshots[snapshot_id] = known or _Snapshot(self.store, snapshot_id).preload()
                 created[snapshot_id] = datetime.fromisoformat(
-                    read_manifest(self.root, snapshot_id).created_at
+                    read_manifest(self.store, snapshot_id).created_at
                 )
             overlay = None
             overlay_id = overlay_for(pointer, pointer["current"])
@@ -98,7 +100,7 @@ class LiveReader(Reader):
                     if state and state.overlay and state.overlay.overlay_id == overlay_id
                     else None
                 )
-                rows = known.rows if known else read_overlay_rows(self.root, overlay_id)
+                rows = known.rows if known else read_overlay_rows(self.store, overlay_id)
                 overlay = _Overlaid(snapshots[pointer["current"]], overlay_id, rows)
         except (OSError, ServingError, ValueError, pl.exceptions.PolarsError) as error:
             self.problem = (

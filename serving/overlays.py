@@ -9,8 +9,8 @@ shoppers with new events and writes them here, as an overlay of the current snap
 
 An overlay is cumulative: it holds every shopper refreshed since its base snapshot was
 published (the previous overlay's lists plus this tick's), so the pointer names one overlay
-and a reader applies one. It is written like a snapshot (temporary folder, one rename, files
-read-only) and switched on by the pointer (`serving.publish.set_overlay`, the same atomic
+and a reader applies one. It is written like a snapshot (complete or absent: serving/store.py)
+and switched on by the pointer (`serving.publish.set_overlay`, the same atomic
 replace of CURRENT.json), so a reader sees the old overlay or the new one, never half. An
 overlay only applies to the snapshot it was built on: publishing another snapshot (the
 nightly run, which folds the day's events in), a rollback or a canary promotion drops it.
@@ -19,8 +19,6 @@ nightly run, which folds the day's events in), a rollback or a canary promotion 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -30,9 +28,9 @@ from pathlib import Path
 import polars as pl
 
 from core.clock import iso_utc, utc_now
-from core.files import fsync_dir
 from serving.errors import ServingError
-from serving.snapshots import MANIFEST, SCHEMAS, SNAPSHOT_ID_PATTERN, TEMP_PREFIX, _canonical, _write_file
+from serving.snapshots import MANIFEST, SCHEMAS, SNAPSHOT_ID_PATTERN, _canonical
+from serving.store import bytes_writer, open_store, parquet_writer
 
 OVERLAYS_DIR = "overlays"
 TABLE = "user_recommendations"
@@ -68,11 +66,16 @@ def overlays_dir(root: Path) -> Path:
     return Path(root) / OVERLAYS_DIR
 
 
-def overlay_dir(root: Path, overlay_id: str) -> Path:
-    """An overlay's folder; ids look like snapshot ids (no `../` tricks)."""
+def overlay_key(overlay_id: str) -> str:
+    """An overlay's folder relative to the serving root; ids look like snapshot ids (no `../` tricks)."""
     if not isinstance(overlay_id, str) or not SNAPSHOT_ID_PATTERN.match(overlay_id):
         raise ServingError(f"{overlay_id!r} is not an overlay id (expected e.g. 20111209T101500Z-1a2b3c4d).")
-    return overlays_dir(root) / overlay_id
+    return f"{OVERLAYS_DIR}/{overlay_id}"
+
+
+def overlay_dir(root: Path, overlay_id: str) -> Path:
+    """An overlay's folder in a local serving root."""
+    return Path(root) / overlay_key(overlay_id)
 
 
 def write_overlay(
@@ -104,35 +107,32 @@ def write_overlay(
         seconds=seconds or {},
         extra=extra or {},
     )
-    parent = overlays_dir(root)
-    parent.mkdir(parents=True, exist_ok=True)
-    temp = parent / f"{TEMP_PREFIX}{overlay_id}"
-    temp.mkdir()
-    try:
-        _write_file(temp / f"{TABLE}.parquet", lambda path: table.write_parquet(path, compression="zstd"))
-        payload = json.dumps(manifest.to_dict(), indent=2).encode() + b"\n"
-        _write_file(temp / MANIFEST, lambda path: path.write_bytes(payload))
-        fsync_dir(temp)
-        os.rename(temp, overlay_dir(root, overlay_id))
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
-    fsync_dir(parent)
+    files = {
+        f"{TABLE}.parquet": parquet_writer(table),
+        MANIFEST: bytes_writer(json.dumps(manifest.to_dict(), indent=2).encode() + b"\n"),
+    }
+    open_store(root).write_folder(OVERLAYS_DIR, overlay_id, files, marker=MANIFEST)
     return manifest
 
 
 def read_overlay_manifest(root: Path, overlay_id: str) -> OverlayManifest:
+    store = open_store(root)
     try:
-        return OverlayManifest.from_dict(json.loads((overlay_dir(root, overlay_id) / MANIFEST).read_text()))
+        return OverlayManifest.from_dict(
+            json.loads(store.read_bytes(f"{overlay_key(overlay_id)}/{MANIFEST}"))
+        )
     except FileNotFoundError:
-        raise ServingError(f"no overlay {overlay_id!r} under {overlays_dir(root)}.") from None
+        raise ServingError(f"no overlay {overlay_id!r} under {store.describe(OVERLAYS_DIR)}.") from None
 
 
 def read_overlay_rows(root: Path, overlay_id: str) -> pl.DataFrame:
     """The overlay's lists, sorted by (user_id, rank) as readers binary-search them."""
-    path = overlay_dir(root, overlay_id) / f"{TABLE}.parquet"
     try:
-        return pl.read_parquet(path).sort("user_id", "rank")
+        return (
+            open_store(root)
+            .read_parquet(f"{overlay_key(overlay_id)}/{TABLE}.parquet")
+            .sort("user_id", "rank")
+        )
     except FileNotFoundError:
         raise ServingError(f"overlay {overlay_id} has no {TABLE}.parquet (deleted?).") from None
 
@@ -144,10 +144,9 @@ def empty_rows() -> pl.DataFrame:
 def list_overlays(root: Path) -> list[str]:
     """Complete overlays, oldest first (by creation time: ids made within one second differ
     in a random suffix)."""
-    parent = overlays_dir(root)
-    if not parent.is_dir():
-        return []
-    ids = [e.name for e in parent.iterdir() if SNAPSHOT_ID_PATTERN.match(e.name) and (e / MANIFEST).is_file()]
+    ids = [
+        o for o in open_store(root).complete_folders(OVERLAYS_DIR, MANIFEST) if SNAPSHOT_ID_PATTERN.match(o)
+    ]
     return sorted(ids, key=lambda o: (read_overlay_manifest(root, o).created_at, o))
 
 
@@ -155,20 +154,16 @@ def prune_overlays(
     root: Path, served: str | None, keep: int = KEEP, min_age_s: float = MIN_AGE_S
 ) -> list[str]:
     """Delete overlays beyond the newest `keep` that are older than `min_age_s`, never the
-    served one; and temporary folders a crashed writer left. Returns the ids removed."""
-    parent = overlays_dir(root)
+    served one; and what a crashed writer left (older than an hour). Returns the ids removed."""
+    store = open_store(root)
     ids = list_overlays(root)
     cutoff = time.time() - min_age_s
     doomed = [
         o
         for o in ids[: max(len(ids) - keep, 0)]
-        if o != served and overlay_dir(root, o).stat().st_mtime < cutoff
+        if o != served and store.folder_time(overlay_key(o), MANIFEST) < cutoff
     ]
     for overlay_id in doomed:
-        shutil.rmtree(overlay_dir(root, overlay_id), ignore_errors=True)
-    if parent.is_dir():
-        cutoff = time.time() - 3600
-        for entry in parent.iterdir():
-            if entry.name.startswith(TEMP_PREFIX) and entry.stat().st_mtime < cutoff:
-                shutil.rmtree(entry, ignore_errors=True)
+        store.remove_folder(overlay_key(overlay_id), ignore_errors=True)
+    store.sweep_incomplete(OVERLAYS_DIR, MANIFEST, 3600)
     return doomed

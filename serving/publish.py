@@ -17,7 +17,10 @@ Why a pointer file: publishing, rolling back and promoting are one small atomic 
 replace (temp file in the same folder, fsync, `os.replace`), so a reader sees the old
 version or the new one and never a mix, and no table is rewritten. Two publishers (a
 nightly run and an operator's rollback) take an exclusive `flock` on `root/.publish.lock`
-for the read-modify-write, so neither loses the other's update.
+for the read-modify-write, so neither loses the other's update. On an object store the
+pointer is written back only if it is still the one read (a conditional PUT on its ETag):
+the publisher that lost the race gets `PointerConflict` and changed nothing, and running it
+again repairs (serving/store.py, docs/deployment.md).
 
 The gate result is recorded next to the snapshot as `gate.json` (with `forced` when an
 operator overrode a failed gate) and every pointer change is appended as one JSON line to
@@ -28,10 +31,7 @@ out of the pointer so readers, which parse the pointer on every call, parse a fe
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,20 +40,20 @@ from pathlib import Path
 import polars as pl
 
 from core.clock import iso_utc, utc_now
-from core.files import atomic_write_json
+from core.files import dump_json
 from serving.errors import PublishBlocked, ServingError
 from serving.gate import GateContext, GateResult, GateThresholds, evaluate_gate
 from serving.snapshots import (
     list_snapshots,
     read_manifest,
     read_table,
-    snapshot_dir,
+    snapshot_key,
     sweep_temp,
     write_snapshot,
 )
+from serving.store import PointerUpdate, Store, open_store
 
 POINTER = "CURRENT.json"
-LOCK = ".publish.lock"
 GATE_FILE = "gate.json"
 MAX_PREVIOUS = 20
 HISTORY = "history.jsonl"
@@ -64,54 +64,55 @@ def _empty_pointer() -> dict:
     return {"current": None, "previous": [], "canary": None, "overlay": None, "updated_at": None}
 
 
+def _parse_pointer(data: bytes | None) -> dict:
+    return _empty_pointer() if data is None else {**_empty_pointer(), **json.loads(data)}
+
+
 def read_pointer(root: Path) -> dict:
     """The pointer as a dict; an empty one (current None) when nothing was ever published."""
     try:
-        data = json.loads((Path(root) / POINTER).read_text())
+        data = open_store(root).read_bytes(POINTER)
     except FileNotFoundError:
         return _empty_pointer()
-    return {**_empty_pointer(), **data}
+    return _parse_pointer(data)
 
 
 def current_snapshot(root: Path) -> str | None:
     return read_pointer(root)["current"]
 
 
+@dataclass
+class _Change:
+    """A read-modify-write of the pointer in progress: modify `pointer`, then `_write_pointer`."""
+
+    store: Store
+    pointer: dict
+    update: PointerUpdate
+
+
 @contextlib.contextmanager
-def _locked(root: Path) -> Iterator[dict]:
-    """Exclusive lock for a read-modify-write of the pointer; yields the pointer to modify."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield read_pointer(root)
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+def _locked(root: Path) -> Iterator[_Change]:
+    """One writer's read-modify-write of the pointer (a lock locally, a conditional write on an
+    object store: serving/store.py); yields the pointer to modify."""
+    store = open_store(root)
+    with store.pointer_update(POINTER) as update:
+        yield _Change(store, _parse_pointer(update.data), update)
 
 
-def _write_pointer(root: Path, pointer: dict, event: dict) -> dict:
+def _write_pointer(change: _Change, event: dict) -> dict:
     now = iso_utc(utc_now())
+    pointer = change.pointer
     pointer["previous"] = pointer["previous"][:MAX_PREVIOUS]
     pointer["updated_at"] = now
-    atomic_write_json(Path(root) / POINTER, pointer)
+    change.update.replace(dump_json(pointer))
     # After the pointer: a crash in between loses a history line, never a publish.
-    with open(Path(root) / HISTORY, "a") as handle:
-        handle.write(json.dumps({"at": now, **event, "pointer": pointer}, default=str) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    change.store.append_line(HISTORY, json.dumps({"at": now, **event, "pointer": pointer}, default=str))
     return pointer
 
 
 def history(root: Path, limit: int | None = None) -> list[dict]:
     """Pointer changes, oldest first (the last `limit` when given)."""
-    try:
-        lines = (Path(root) / HISTORY).read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    events = [json.loads(line) for line in lines if line.strip()]
-    return events[-limit:] if limit else events
+    return [json.loads(line) for line in open_store(root).read_lines(HISTORY, limit)]
 
 
 def _require_snapshot(root: Path, snapshot_id: str) -> None:
@@ -121,7 +122,7 @@ def _require_snapshot(root: Path, snapshot_id: str) -> None:
 def read_gate(root: Path, snapshot_id: str) -> dict | None:
     """The recorded gate of a snapshot (GateResult.to_dict() plus `forced`), None if never gated."""
     try:
-        return json.loads((snapshot_dir(root, snapshot_id) / GATE_FILE).read_text())
+        return json.loads(open_store(root).read_bytes(f"{snapshot_key(snapshot_id)}/{GATE_FILE}"))
     except FileNotFoundError:
         return None
 
@@ -142,8 +143,12 @@ def record_gate(root: Path, snapshot_id: str, gate: GateResult, forced: bool = F
     payload = {**gate.to_dict(), "snapshot_id": snapshot_id, "forced": bool(forced and not gate.passed)}
     if payload["forced"]:
         payload["forced_at"] = iso_utc(utc_now())
-    atomic_write_json(snapshot_dir(root, snapshot_id) / GATE_FILE, payload)
+    _write_gate(root, snapshot_id, payload)
     return payload
+
+
+def _write_gate(root: Path, snapshot_id: str, payload: dict) -> None:
+    open_store(root).replace_bytes(f"{snapshot_key(snapshot_id)}/{GATE_FILE}", dump_json(payload))
 
 
 def _check_gate(root: Path, snapshot_id: str, gate: GateResult | None, force: bool, action: str) -> dict:
@@ -164,7 +169,7 @@ def _check_gate(root: Path, snapshot_id: str, gate: GateResult | None, force: bo
         summary = GateResult.from_dict(recorded).summary()
         if force and not recorded.get("passed") and not recorded.get("forced"):
             recorded = {**recorded, "forced": True, "forced_at": iso_utc(utc_now())}
-            atomic_write_json(snapshot_dir(root, snapshot_id) / GATE_FILE, recorded)
+            _write_gate(root, snapshot_id, recorded)
     # A failed gate needs --force every time (an earlier override does not carry over).
     if not recorded.get("passed") and not force:
         raise PublishBlocked(
@@ -182,9 +187,9 @@ def publish(root: Path, snapshot_id: str, gate: GateResult | None = None, force:
     Publishing the running canary's snapshot promotes it; publishing another snapshot while
     a canary runs is refused (promote or abort the canary first).
     """
-    root = Path(root)
     _require_snapshot(root, snapshot_id)
-    with _locked(root) as pointer:
+    with _locked(root) as change:
+        pointer = change.pointer
         canary = pointer["canary"]
         if canary and canary["snapshot"] != snapshot_id:
             raise ServingError(
@@ -198,7 +203,7 @@ def publish(root: Path, snapshot_id: str, gate: GateResult | None = None, force:
         pointer["current"] = snapshot_id
         pointer["canary"] = None
         event = {"action": "publish", "snapshot": snapshot_id, **gate_event, **_drop_overlay(pointer)}
-        return _write_pointer(root, pointer, event)
+        return _write_pointer(change, event)
 
 
 def rollback(root: Path, to: str | None = None, force: bool = False) -> dict:
@@ -209,8 +214,8 @@ def rollback(root: Path, to: str | None = None, force: bool = False) -> dict:
     recorded is refused unless `force`. A running canary is left alone (abort it separately)
     unless it is the target, in which case it is simply made current.
     """
-    root = Path(root)
-    with _locked(root) as pointer:
+    with _locked(root) as change:
+        pointer = change.pointer
         old = pointer["current"]
         if old is None:
             raise ServingError("nothing is published yet, so there is nothing to roll back.")
@@ -238,7 +243,7 @@ def rollback(root: Path, to: str | None = None, force: bool = False) -> dict:
             **gate_event,
             **_drop_overlay(pointer),
         }
-        return _write_pointer(root, pointer, event)
+        return _write_pointer(change, event)
 
 
 def start_canary(
@@ -254,11 +259,11 @@ def start_canary(
     Calling it again for the running canary's snapshot changes the percent and keeps the
     salt, so users already in the canary stay in it while it ramps up.
     """
-    root = Path(root)
     if isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= 99:
         raise ServingError(f"canary percent must be an integer from 1 to 99, got {percent!r}.")
     _require_snapshot(root, snapshot_id)
-    with _locked(root) as pointer:
+    with _locked(root) as change:
+        pointer = change.pointer
         if pointer["current"] is None:
             raise ServingError("nothing is published yet; publish the first version directly (no canary).")
         if pointer["current"] == snapshot_id:
@@ -273,7 +278,7 @@ def start_canary(
         salt = canary["salt"] if canary else (salt or snapshot_id)
         pointer["canary"] = {"snapshot": snapshot_id, "percent": percent, "salt": salt}
         event = {"action": "canary", "snapshot": snapshot_id, "percent": percent, **gate_event}
-        return _write_pointer(root, pointer, event)
+        return _write_pointer(change, event)
 
 
 def _running_canary(pointer: dict, expected: str | None, nothing: str) -> dict:
@@ -296,8 +301,8 @@ def promote_canary(
 ) -> dict:
     """Make the canary's snapshot current for everyone; `reason` (the experiment readout's,
     say) and `details` (who acted, the readout's figures) go into the history line."""
-    root = Path(root)
-    with _locked(root) as pointer:
+    with _locked(root) as change:
+        pointer = change.pointer
         canary = _running_canary(
             pointer, expected, "no canary is running; `shopguide versions` shows the pointer."
         )
@@ -306,19 +311,19 @@ def promote_canary(
         pointer["current"] = new
         pointer["canary"] = None
         event = {"action": "promote_canary", "snapshot": new, "from": old, **_drop_overlay(pointer)}
-        return _write_pointer(root, pointer, _annotated(event, reason, details))
+        return _write_pointer(change, _annotated(event, reason, details))
 
 
 def abort_canary(
     root: Path, reason: str | None = None, expected: str | None = None, details: dict | None = None
 ) -> dict:
     """Stop the canary: everyone gets the current version again (history as promote_canary's)."""
-    root = Path(root)
-    with _locked(root) as pointer:
+    with _locked(root) as change:
+        pointer = change.pointer
         canary = _running_canary(pointer, expected, "no canary is running; nothing to abort.")
         pointer["canary"] = None
         event = {"action": "abort_canary", "snapshot": canary["snapshot"]}
-        return _write_pointer(root, pointer, _annotated(event, reason, details))
+        return _write_pointer(change, _annotated(event, reason, details))
 
 
 def _drop_overlay(pointer: dict) -> dict:
@@ -332,8 +337,8 @@ def set_overlay(root: Path, overlay_id: str, snapshot_id: str, reason: str | Non
     """Serve overlay `overlay_id` (written by serving.overlays.write_overlay) on top of
     `snapshot_id`. Refused when `snapshot_id` is no longer current (a publish or rollback
     came first): the overlay was computed for another snapshot, the next refresh redoes it."""
-    root = Path(root)
-    with _locked(root) as pointer:
+    with _locked(root) as change:
+        pointer = change.pointer
         if pointer["current"] != snapshot_id:
             raise ServingError(
                 f"overlay {overlay_id} was built on snapshot {snapshot_id}, but {pointer['current']} is "
@@ -341,22 +346,21 @@ def set_overlay(root: Path, overlay_id: str, snapshot_id: str, reason: str | Non
             )
         pointer["overlay"] = {"id": overlay_id, "snapshot": snapshot_id}
         event = {"action": "overlay", "snapshot": snapshot_id, "overlay": overlay_id}
-        return _write_pointer(root, pointer, _annotated(event, reason, None))
+        return _write_pointer(change, _annotated(event, reason, None))
 
 
 def drop_overlay(root: Path, reason: str | None = None) -> dict:
     """Stop serving the overlay: every shopper gets the snapshot's lists again."""
-    root = Path(root)
-    with _locked(root) as pointer:
+    with _locked(root) as change:
+        pointer = change.pointer
         if not pointer.get("overlay"):
             raise ServingError("no overlay is served; nothing to drop.")
         event = {"action": "drop_overlay", "snapshot": pointer["current"], **_drop_overlay(pointer)}
-        return _write_pointer(root, pointer, _annotated(event, reason, None))
+        return _write_pointer(change, _annotated(event, reason, None))
 
 
 def versions(root: Path) -> list[dict]:
     """Every complete snapshot, newest first, with its gate and pointer status."""
-    root = Path(root)
     pointer = read_pointer(root)
     canary = pointer["canary"] or {}
     rows = []
@@ -383,13 +387,13 @@ def versions(root: Path) -> list[dict]:
 
 def prune(root: Path, keep: int = 10) -> list[str]:
     """Delete old snapshots beyond the newest `keep`, never the current, canary or previous ones."""
-    root = Path(root)
-    with _locked(root) as pointer:
+    with _locked(root) as change:
+        pointer = change.pointer
         protected = {pointer["current"], *pointer["previous"], (pointer["canary"] or {}).get("snapshot")}
         ids = list_snapshots(root)
         doomed = [s for s in ids[: max(len(ids) - keep, 0)] if s not in protected]
         for snapshot_id in doomed:
-            shutil.rmtree(snapshot_dir(root, snapshot_id))
+            change.store.remove_folder(snapshot_key(snapshot_id))
         return doomed
 
 
@@ -418,7 +422,6 @@ def publish_tables(
     published later by id with force; in that case PublishBlocked is raised after recording.
     `context.current_recommendations` is filled from the published version when left None.
     """
-    root = Path(root)
     sweep_temp(root)  # folders a publish killed mid-write left behind (only old ones: see sweep_temp)
     current = current_snapshot(root)
     if context.current_recommendations is None and current is not None:

@@ -31,7 +31,8 @@ import polars as pl
 from serving.errors import ServingError
 from serving.overlays import read_overlay_rows
 from serving.publish import POINTER, read_pointer
-from serving.snapshots import SORT_KEYS, snapshot_dir
+from serving.snapshots import SORT_KEYS, snapshot_key
+from serving.store import Store, open_store
 
 POPULAR_LISTS = ("popular", "trending")
 
@@ -60,9 +61,10 @@ class _Snapshot:
 
     overlay_id: str | None = None
 
-    def __init__(self, root: Path, snapshot_id: str):
+    def __init__(self, root: Store | Path | str, snapshot_id: str):
         self.snapshot_id = snapshot_id
-        self.folder = snapshot_dir(root, snapshot_id)
+        self.store = open_store(root)
+        self.folder = snapshot_key(snapshot_id)
         self._tables: dict[str, pl.DataFrame] = {}
         self._products: dict[str, dict] | None = None
         self._lock = threading.Lock()
@@ -79,7 +81,7 @@ class _Snapshot:
 
     def _load(self, name: str) -> pl.DataFrame:
         try:
-            df = pl.read_parquet(self.folder / f"{name}.parquet")
+            df = self.store.read_parquet(f"{self.folder}/{name}.parquet")
         except FileNotFoundError:
             raise ServingError(
                 f"published snapshot {self.snapshot_id} has no {name}.parquet (deleted?); "
@@ -136,10 +138,12 @@ def overlay_for(pointer: dict, snapshot_id: str) -> str | None:
 
 
 class Reader:
-    """Serve recommendations from the published snapshot under `root` (SHOPGUIDE_HOME/serving)."""
+    """Serve recommendations from the published snapshot under `root` (SHOPGUIDE_HOME/serving,
+    or the object store SHOPGUIDE_SERVING_URI names)."""
 
-    def __init__(self, root: Path, cache_size: int = 3):
-        self.root = Path(root)
+    def __init__(self, root: Store | Path | str, cache_size: int = 3):
+        self.store = open_store(root)
+        self.root = self.store.root
         self.cache_size = max(1, cache_size)
         self._cache: OrderedDict[str, _Snapshot] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -148,9 +152,11 @@ class Reader:
     # routing --------------------------------------------------------------------------
     def pointer(self) -> dict:
         try:
-            pointer = read_pointer(self.root)
+            pointer = read_pointer(self.store)
         except json.JSONDecodeError as error:  # never happens with atomic replaces; say so if it does
-            raise ServingError(f"{self.root / POINTER} is not valid JSON ({error}); republish.") from None
+            raise ServingError(
+                f"{self.store.describe(POINTER)} is not valid JSON ({error}); republish."
+            ) from None
         if pointer["current"] is None:
             raise ServingError(
                 f"nothing is published yet under {self.root}; publish a version first (`shopguide publish`)."
@@ -172,7 +178,7 @@ class Reader:
         with self._cache_lock:
             snap = self._cache.get(snapshot_id)
             if snap is None:
-                snap = _Snapshot(self.root, snapshot_id)
+                snap = _Snapshot(self.store, snapshot_id)
                 self._cache[snapshot_id] = snap
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
@@ -184,7 +190,7 @@ class Reader:
         with self._cache_lock:
             rows = self._overlays.get(overlay_id)
         if rows is None:
-            rows = read_overlay_rows(self.root, overlay_id)
+            rows = read_overlay_rows(self.store, overlay_id)
             with self._cache_lock:
                 self._overlays[overlay_id] = rows
                 while len(self._overlays) > 2:

@@ -6,11 +6,13 @@ copied out to `root/snapshots/<snapshot_id>/`: one Parquet file per table plus
 `manifest.json`. Nothing ever rewrites those files, so a reader that picked a snapshot keeps
 a consistent view however many versions are published meanwhile.
 
-Complete or absent: a snapshot is written into a hidden temporary folder next to the final
-one and renamed into place in one `os.rename`. A crash leaves at most a `.tmp-*` folder,
-which `list_snapshots` ignores (and `sweep_temp` removes). `gate.json`, written later by
-`serving.publish`, is the one mutable sidecar of a snapshot folder; Parquet files and the
-manifest are made read-only.
+Complete or absent: in a local folder a snapshot is written into a hidden temporary folder
+next to the final one and renamed into place in one `os.rename`; a crash leaves at most a
+`.tmp-*` folder. On an object store (no rename) the Parquet files are put first and
+`manifest.json` last, only if absent; a crash leaves files without a manifest. Either way
+`list_snapshots` ignores the leftovers and `sweep_temp` removes them once old (serving/store.py).
+`gate.json`, written later by `serving.publish`, is the one mutable sidecar of a snapshot
+folder; Parquet files and the manifest are made read-only.
 
 Checksums are order-independent (sum of per-row hashes modulo 2**64, as in
 warehouse/status.py) so the same rows in another order give the same checksum and a
@@ -22,11 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
-import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -34,15 +32,14 @@ from pathlib import Path
 import polars as pl
 
 from core.clock import iso_utc, utc_now
-from core.files import fsync_dir
 from serving.checksum import table_checksum
 from serving.errors import ServingError, SnapshotExists, SnapshotNotFound
+from serving.store import TEMP_PREFIX, bytes_writer, open_store, parquet_writer  # noqa: F401 - TEMP_PREFIX re-exported
 
 # 2: checksums by serving/checksum.py's columnar rule (1: BLAKE2b of each row's JSON text).
 FORMAT_VERSION = 2
 SNAPSHOTS_DIR = "snapshots"
 MANIFEST = "manifest.json"
-TEMP_PREFIX = ".tmp-"
 SNAPSHOT_ID_PATTERN = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 TABLE_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -129,14 +126,20 @@ def snapshots_dir(root: Path) -> Path:
     return Path(root) / SNAPSHOTS_DIR
 
 
-def snapshot_dir(root: Path, snapshot_id: str) -> Path:
-    """The folder of a snapshot; refuses ids that are not snapshot ids (no `../` tricks)."""
+def snapshot_key(snapshot_id: str) -> str:
+    """A snapshot's folder, relative to the serving root; refuses ids that are not snapshot ids
+    (no `../` tricks)."""
     if not isinstance(snapshot_id, str) or not SNAPSHOT_ID_PATTERN.match(snapshot_id):
         raise SnapshotNotFound(
             f"{snapshot_id!r} is not a snapshot id (expected e.g. 20111209T020000Z-1a2b3c4d); "
             "`shopguide versions` lists them."
         )
-    return snapshots_dir(root) / snapshot_id
+    return f"{SNAPSHOTS_DIR}/{snapshot_id}"
+
+
+def snapshot_dir(root: Path, snapshot_id: str) -> Path:
+    """The folder of a snapshot in a local serving root."""
+    return Path(root) / snapshot_key(snapshot_id)
 
 
 def _canonical(df: pl.DataFrame, name: str) -> pl.DataFrame:
@@ -180,7 +183,6 @@ def write_snapshot(
     other keys land in the manifest's `extra`. Raises SnapshotExists if the id is taken
     (same content written within the same second).
     """
-    root = Path(root)
     missing = [name for name in REQUIRED_TABLES if name not in tables]
     if missing:
         raise ServingError(f"a snapshot needs tables {list(REQUIRED_TABLES)}; missing {missing}.")
@@ -210,61 +212,27 @@ def write_snapshot(
         extra=_jsonable({k: v for k, v in fields.items() if k not in KNOWN_MANIFEST_FIELDS}),
     )
 
-    parent = snapshots_dir(root)
-    parent.mkdir(parents=True, exist_ok=True)
-    final = snapshot_dir(root, snapshot_id)
-    if final.exists():
-        raise SnapshotExists(f"snapshot {snapshot_id} already exists; snapshots are never overwritten.")
-    temp = parent / f"{TEMP_PREFIX}{snapshot_id}-{uuid.uuid4().hex[:8]}"
-    temp.mkdir()
+    files = {f"{name}.parquet": parquet_writer(df) for name, df in canonical.items()}
+    files[MANIFEST] = bytes_writer(json.dumps(manifest.to_dict(), indent=2).encode() + b"\n")
     try:
-        for name, df in canonical.items():
-            _write_file(
-                temp / f"{name}.parquet", lambda path, df=df: df.write_parquet(path, compression="zstd")
-            )
-        manifest_bytes = json.dumps(manifest.to_dict(), indent=2).encode() + b"\n"
-        _write_file(temp / MANIFEST, lambda path: path.write_bytes(manifest_bytes))
-        fsync_dir(temp)
-        try:
-            # Fails with ENOTEMPTY/EEXIST if another writer got there first: never overwrites.
-            os.rename(temp, final)
-        except OSError:
-            if final.exists():
-                raise SnapshotExists(
-                    f"snapshot {snapshot_id} already exists; snapshots are never overwritten."
-                ) from None
-            raise
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
-    fsync_dir(parent)
+        open_store(root).write_folder(SNAPSHOTS_DIR, snapshot_id, files, marker=MANIFEST)
+    except FileExistsError:
+        raise SnapshotExists(
+            f"snapshot {snapshot_id} already exists; snapshots are never overwritten."
+        ) from None
     return manifest
 
 
-def _write_file(path: Path, write) -> None:
-    write(path)
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.chmod(path, 0o444)  # immutable by convention and by permission
-
-
 def list_snapshots(root: Path) -> list[str]:
-    """Ids of complete snapshots (folder renamed into place, manifest present), oldest first."""
-    parent = snapshots_dir(root)
-    if not parent.is_dir():
-        return []
-    ids = [
-        entry.name
-        for entry in parent.iterdir()
-        if SNAPSHOT_ID_PATTERN.match(entry.name) and (entry / MANIFEST).is_file()
-    ]
-    return sorted(ids)
+    """Ids of complete snapshots (folder renamed into place, or manifest put last), oldest first."""
+    names = open_store(root).complete_folders(SNAPSHOTS_DIR, MANIFEST)
+    return sorted(name for name in names if SNAPSHOT_ID_PATTERN.match(name))
 
 
 def read_manifest(root: Path, snapshot_id: str) -> SnapshotManifest:
-    path = snapshot_dir(root, snapshot_id) / MANIFEST
+    key = f"{snapshot_key(snapshot_id)}/{MANIFEST}"
     try:
-        return SnapshotManifest.from_dict(json.loads(path.read_text()))
+        return SnapshotManifest.from_dict(json.loads(open_store(root).read_bytes(key)))
     except FileNotFoundError:
         raise SnapshotNotFound(f"no snapshot {snapshot_id!r}; `shopguide versions` lists them.") from None
 
@@ -276,19 +244,10 @@ def read_table(root: Path, snapshot_id: str, name: str) -> pl.DataFrame:
         raise ServingError(
             f"snapshot {snapshot_id} has no table {name!r}; it has {sorted(manifest.row_counts)}."
         )
-    return pl.read_parquet(snapshot_dir(root, snapshot_id) / f"{name}.parquet")
+    return open_store(root).read_parquet(f"{snapshot_key(snapshot_id)}/{name}.parquet")
 
 
 def sweep_temp(root: Path, older_than_s: float = 3600.0) -> list[str]:
-    """Remove temporary folders a crashed writer left behind (only old ones: a live writer's
-    folder is young). Returns the names removed."""
-    parent = snapshots_dir(root)
-    if not parent.is_dir():
-        return []
-    removed = []
-    cutoff = time.time() - older_than_s
-    for entry in parent.iterdir():
-        if entry.name.startswith(TEMP_PREFIX) and entry.stat().st_mtime < cutoff:
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry.name)
-    return removed
+    """Remove what a crashed writer left behind (only old leftovers: a live writer's are young).
+    Returns the names removed."""
+    return open_store(root).sweep_incomplete(SNAPSHOTS_DIR, MANIFEST, older_than_s)

@@ -103,7 +103,7 @@ def test_crash_mid_write_leaves_no_visible_snapshot(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr("serving.snapshots.os.rename", crash)
+    monkeypatch.setattr("serving.store.os.rename", crash)  # the local rename lives in serving/store.py
     with pytest.raises(KeyboardInterrupt):
         write_snapshot(tmp_path, make_tables(), {}, created_at=T0)
     assert list_snapshots(tmp_path) == []
