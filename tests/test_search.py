@@ -241,6 +241,9 @@ class RecordingEngine:
         self.calls.append((list(texts), is_query))
         return np.full((len(texts), e5.E5_DIMENSION), 2.0 if is_query else 3.0, dtype=np.float32)
 
+    def token_count(self, text, is_query=False):
+        return len(text.split()) + 4  # a word a token, plus the prefix and specials
+
 
 def test_e5_wrapper_sends_products_as_passages_and_queries_as_queries(monkeypatch):
     engine = RecordingEngine()
@@ -259,8 +262,27 @@ def test_e5_wrapper_sends_products_as_passages_and_queries_as_queries(monkeypatc
     assert encoder.encode([]).shape == (0, 384) and len(engine.calls) == 2
     # How text is prepared is part of the fingerprint: vectors made either way never mix.
     as_is = e5.E5Encoder(lower_all_caps=False)
-    assert encoder.fingerprint.endswith(e5.CASE_RULE) and as_is.fingerprint != encoder.fingerprint
+    assert e5.CASE_RULE in encoder.fingerprint and as_is.fingerprint != encoder.fingerprint
+    assert encoder.fingerprint.endswith(f"-{e5.TOKEN_BUDGET}t")  # so is how much of it is read
     assert e5.e5_text("TEA POT") == "tea pot" and e5.e5_text("Tea POT") == "Tea POT"
+    # A long description is read up to the token budget, from its start.
+    long = "Teapot. " + " ".join(f"word{i}" for i in range(400))
+    encoder.encode([long])
+    sent = engine.calls[-1][0][0]
+    assert long.startswith(sent) and engine.token_count(sent) == e5.TOKEN_BUDGET
+
+
+def test_the_token_budget_keeps_the_longest_run_of_leading_words_that_fits():
+    def count(text):
+        return 2 + sum(len(word) for word in text.split(" "))  # a letter a token, 2 specials
+
+    assert e5.within_budget("short", count, budget=128) == "short"  # fewer bytes than the budget
+    text = "aa bbb c dddd eeeee"
+    assert e5.within_budget(text, count, budget=7) == "aa bbb"  # 2 + 5 tokens; with "c": 8
+    assert e5.within_budget(text, count, budget=8) == "aa bbb c"
+    assert e5.within_budget(text, count, budget=12) == "aa bbb c dddd"
+    assert e5.within_budget(text, count, budget=100) == text
+    assert e5.within_budget("enormousword rest", count, budget=3) == "enormousword"  # never empty
 
 
 def test_the_labelled_query_set_is_complete_and_names_real_products():
@@ -312,6 +334,11 @@ def test_real_e5_finds_english_titles_from_german_and_chinese_queries(tmp_path):
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(lambda w: encoder.encode_query([w])[0], words))
     assert np.allclose(np.stack(together), encoder.encode_query(words), atol=1e-5)
+    # A long description is read up to the token budget: the vector of its leading words.
+    long = "Red retrospot teapot. " + "A teapot for every table, in fine bone china. " * 60
+    cut = e5.within_budget(long, engine.token_count)
+    assert engine.token_count(cut) <= e5.TOKEN_BUDGET < engine.token_count(cut + " china.")
+    assert np.allclose(encoder.encode([long])[0], engine.passage(cut), atol=1e-5)
     db = connect(tmp_path)
     sync_product_embeddings(db, catalog(titles), encoder, NOW, table_name=SEARCH_TABLE, text_index=True)
     # Queries the 4-bit small model answers with a clear margin; it misses others (Teekanne
