@@ -40,7 +40,7 @@ from recommendations.collaborative import ALS, EASE
 from recommendations.features import SIGNAL_FEATURES, sample_at
 from recommendations.inner_product import InnerProductIndex
 from recommendations.inputs import RecInputs, purchase_counts
-from recommendations.neighbours import nearest_neighbours
+from recommendations.neighbours import nearest_neighbours_among
 from recommendations.parallel import map_in_threads
 from recommendations.proposals import (
     Bought,
@@ -178,6 +178,11 @@ class Generators:
         new_product = (recently_listed | never_sold) & inputs.recommendable
         recommendable = np.flatnonzero(inputs.recommendable)
         with torch_threads(threads):
+            similar, similar_new = content_indexes(
+                inputs,
+                [(inputs.recommendable, limits.content), (new_product, limits.new_products)],
+                limits.content_neighbors,
+            )
             return cls(
                 inputs=inputs,
                 limits=limits,
@@ -189,8 +194,8 @@ class Generators:
                 new_product=new_product,
                 popular_list=ranked_list(popular, inputs.recommendable, inputs.popularity),
                 country_lists=[ranked_list(row, inputs.recommendable, popular) for row in by_country],
-                similar=content_index(inputs, inputs.recommendable, limits.content, limits.content_neighbors),
-                similar_new=content_index(inputs, new_product, limits.new_products, limits.content_neighbors),
+                similar=similar,
+                similar_new=similar_new,
                 als_index=InnerProductIndex(als.items[recommendable], recommendable, inputs.products.height)
                 if als is not None
                 else None,
@@ -279,15 +284,27 @@ class Generators:
         return np.where(at >= 0, ease[local, np.maximum(at, 0)], 0.0)
 
 
-def content_index(inputs: RecInputs, targets: np.ndarray, quota: int, neighbors: int) -> ContentIndex:
-    """How content reaches `targets` (P bools): a scan of all of them up to CONTENT_SCAN,
-    else each product's `neighbors` nearest targets; None when the quota is 0 or no target."""
-    if quota <= 0 or not targets.any():
-        return None
-    if targets.sum() <= CONTENT_SCAN:
-        rows = np.flatnonzero(targets)
-        return InnerProductIndex(inputs.product_matrix[rows], rows, len(targets))
-    return nearest_neighbours(inputs.product_matrix, targets, neighbors)
+def content_indexes(
+    inputs: RecInputs, wanted: list[tuple[np.ndarray, int]], neighbors: int
+) -> list[ContentIndex]:
+    """How content reaches each (targets, quota) of `wanted` (targets: P bools): a scan of all
+    of them up to CONTENT_SCAN, else each product's `neighbors` nearest targets (the sets that
+    need them computed in one pass over the similarities); None when the quota is 0 or there
+    is no target."""
+    indexes: list[ContentIndex] = [None] * len(wanted)
+    by_neighbours = []
+    for i, (targets, quota) in enumerate(wanted):
+        if quota <= 0 or not targets.any():
+            continue
+        if targets.sum() <= CONTENT_SCAN:
+            rows = np.flatnonzero(targets)
+            indexes[i] = InnerProductIndex(inputs.product_matrix[rows], rows, len(targets))
+        else:
+            by_neighbours.append(i)
+    found = nearest_neighbours_among(inputs.product_matrix, [wanted[i][0] for i in by_neighbours], neighbors)
+    for i, index in zip(by_neighbours, found, strict=True):
+        indexes[i] = index
+    return indexes
 
 
 def ranked_list(scores: np.ndarray, allowed: np.ndarray, then: np.ndarray) -> np.ndarray:

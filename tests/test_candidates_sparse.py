@@ -18,7 +18,7 @@ import recommendations.signals as signals_module
 from recommendations.candidates import CandidateLimits, Generators
 from recommendations.config import RecommendationConfig
 from recommendations.inner_product import InnerProductIndex
-from recommendations.neighbours import nearest_neighbours
+from recommendations.neighbours import nearest_neighbours, nearest_neighbours_among
 from recommendations.shop import inputs_as_of
 from recommendations.signals import cooccurrence_matrix
 from recommendations.topk import ranks_in_groups, top_in_rows
@@ -86,6 +86,24 @@ def test_nearest_neighbours_are_each_products_closest_targets_itself_included():
             scores = np.where(targets, vectors @ vectors[row], -np.inf)
             assert set(index[row].indices.tolist()) == brute_top(scores, 4)
             assert np.allclose(index[row].data, scores[index[row].indices])
+
+
+def test_several_target_sets_from_one_pass_equal_one_pass_each():
+    # The content generator's two indexes (recommendable products, the new ones among them)
+    # come from one pass over the similarities; each must be what its own pass gives.
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((50, 6)).astype(np.float32)
+    recommendable = rng.random(50) < 0.8
+    new = recommendable & (rng.random(50) < 0.3)
+    nothing = np.zeros(50, dtype=bool)
+    for cells in (1, 45, 10_000):
+        together = nearest_neighbours_among(vectors, [recommendable, new, nothing], 5, cells=cells)
+        for index, targets in zip(together, [recommendable, new, nothing], strict=True):
+            alone = nearest_neighbours(vectors, targets, 5, cells=cells)
+            assert (index != alone).nnz == 0 and index.shape == alone.shape
+            assert np.array_equal(index.indices, alone.indices) and np.array_equal(index.indptr, alone.indptr)
+        assert set(together[1].indices.tolist()) <= set(np.flatnonzero(new).tolist())
+    assert nearest_neighbours_among(vectors, [], 5) == []
 
 
 def test_cooccurrence_rows_keep_their_strongest_neighbours_under_a_pairs_budget(monkeypatch):
