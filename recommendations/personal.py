@@ -25,6 +25,9 @@ class RankedLists:
     scores: np.ndarray  # len(rows) × k
     personal: np.ndarray  # len(rows) bools: ranked by the model (else the cold-start list)
     features: np.ndarray | None = None  # len(rows) × k × F
+    # With the features: the booster's own float64 prediction for each pick (NaN where none),
+    # which explaining a pick compares its occluded predictions with (recommendations.reasons).
+    predicted: np.ndarray | None = None  # len(rows) × k
 
 
 def heuristic_scores(features: np.ndarray) -> np.ndarray:
@@ -64,6 +67,7 @@ def rank_users(
     products = np.full((n, k), -1, dtype=np.int64)
     scores = np.full((n, k), -np.inf, dtype=np.float32)
     features = np.full((n, k, len(FEATURES)), np.nan, dtype=np.float32) if explain else None
+    raw = np.full((n, k), np.nan, dtype=np.float64) if explain else None
     personal = np.diff(inputs.history.indptr)[rows] > 0
     position = np.flatnonzero(personal)
     if len(position):
@@ -93,8 +97,10 @@ def rank_users(
             scores[slot, rank[chosen]] = predicted[chosen]
             if explain:
                 features[slot, rank[chosen]] = block.features[chosen]
+                if booster is not None:
+                    raw[slot, rank[chosen]] = predicted[chosen]
     _fill_cold_start(model, generators, rows, products, scores, exclude_bought)
-    return RankedLists(rows, products, scores, personal, features)
+    return RankedLists(rows, products, scores, personal, features, raw)
 
 
 def _fill_cold_start(model, generators, rows, products, scores, exclude_bought) -> None:

@@ -32,13 +32,17 @@ FAMILIES: dict[str, tuple[str, ...]] = {
 }
 
 
-def driving_family(booster, features: np.ndarray, threads: int = 1) -> np.ndarray:
-    """Per row of `features` (picks × FEATURES): the family whose occlusion costs most."""
+def driving_family(
+    booster, features: np.ndarray, threads: int = 1, predicted: np.ndarray | None = None
+) -> np.ndarray:
+    """Per row of `features` (picks × FEATURES): the family whose occlusion costs most.
+    `predicted`: the booster's predictions for these rows when the caller has them already
+    (the ranking made them: predicting a row again gives the same float64)."""
     if len(features) == 0:
         return np.empty(0, dtype=object)
     if booster is None:
         return _heuristic_family(features)
-    base = booster.predict(features, num_threads=threads)
+    base = booster.predict(features, num_threads=threads) if predicted is None else predicted
     drops = []
     for columns in FAMILIES.values():
         occluded = features.copy()

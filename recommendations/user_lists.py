@@ -140,7 +140,7 @@ def _user_block(model, inputs, config, policy, shared, generators, context, rows
     ranked = rank_users(
         model, inputs, rows, wide, policy, explain=True, generators=generators, context=context
     )
-    products, scores, features = ranked.products, ranked.scores, ranked.features
+    products, scores, features, predicted = ranked.products, ranked.scores, ranked.features, ranked.predicted
     if config.max_per_category is not None:
         positions = cap_per_category(products, shared.cap_categories, config.k, config.max_per_category)
         valid = positions >= 0
@@ -148,15 +148,18 @@ def _user_block(model, inputs, config, policy, shared, generators, context, rows
         products = np.where(valid, np.take_along_axis(products, safe, axis=1), -1)
         scores = np.where(valid, np.take_along_axis(scores, safe, axis=1), -np.inf)
         features = np.where(valid[:, :, None], np.take_along_axis(features, safe[:, :, None], axis=1), np.nan)
+        predicted = np.where(valid, np.take_along_axis(predicted, safe, axis=1), np.nan)
     keep = products >= 0
     position_of = np.repeat(np.arange(len(rows)), products.shape[1]).reshape(products.shape)
     picked = features[keep]
     personal_pick = keep & ranked.personal[:, None] & np.isfinite(features[:, :, 0])
     families = np.full(products.shape, "popular", dtype=object)
+    known = predicted[personal_pick]
     families[personal_pick] = driving_family(
         model.boosters.get(policy),
         features[personal_pick],
         threads_for(int(personal_pick.sum()), model.settings),
+        predicted=known if np.isfinite(known).all() else None,
     )
     together, similar = _anchors(inputs, rows, np.where(personal_pick, products, -1))
     owner = position_of[keep]

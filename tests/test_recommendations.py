@@ -266,3 +266,25 @@ def test_exclusion_list_comes_from_data_and_bad_files_say_what_is_wrong(tmp_path
     (tmp_path / "exclusions.yaml").write_text("products:\n  - {reason: no id}\n")
     with pytest.raises(ValueError, match="not a valid exclusion list"):
         load_exclusions(tmp_path)
+
+
+def test_a_picks_reason_family_is_the_same_given_the_rankings_own_predictions():
+    # The user table hands driving_family the ranker's predictions for its picks instead of
+    # predicting them again: the families must be exactly those it computes itself.
+    import lightgbm
+
+    from recommendations.features import FEATURES
+    from recommendations.reasons import driving_family
+
+    rng = np.random.default_rng(7)
+    features = rng.standard_normal((400, len(FEATURES))).astype(np.float32)
+    labels = (features[:, 0] + 0.5 * features[:, 3] + rng.standard_normal(400) > 0).astype(int)
+    booster = lightgbm.train(
+        {"objective": "binary", "verbose": -1, "num_threads": 1, "seed": 0},
+        lightgbm.Dataset(features, labels),
+        num_boost_round=20,
+    )
+    families = driving_family(booster, features)
+    assert len(set(families)) > 1
+    given = driving_family(booster, features, predicted=booster.predict(features, num_threads=2))
+    assert np.array_equal(given, families)
