@@ -53,6 +53,7 @@ from recommendations.proposals import (
     pooled_top,
     top_entries,
 )
+from recommendations.topk import top_per_row
 
 # Shoppers whose candidates are built at once: their pairs (at most the limits' sum each)
 # and the sparse products behind them stay in the tens of MB.
@@ -135,7 +136,17 @@ class Generators:
     threads: int = 1
 
     @classmethod
-    def fit(cls, inputs: RecInputs, limits: CandidateLimits, threads: int = 1) -> Generators:
+    def fit(
+        cls,
+        inputs: RecInputs,
+        limits: CandidateLimits,
+        threads: int = 1,
+        titles: sp.csr_matrix | None = None,
+    ) -> Generators:
+        """`titles`: each product's nearest recommendable titles when the caller has computed
+        them already (`title_neighbours`, shared with similar products); content's index over
+        recommendable products is then cut from them instead of a second products × products
+        pass."""
         has_history = inputs.history.nnz > 0
         fits = []
         if has_history and limits.als:
@@ -189,7 +200,9 @@ class Generators:
                 new_product=new_product,
                 popular_list=ranked_list(popular, inputs.recommendable, inputs.popularity),
                 country_lists=[ranked_list(row, inputs.recommendable, popular) for row in by_country],
-                similar=content_index(inputs, inputs.recommendable, limits.content, limits.content_neighbors),
+                similar=content_index(
+                    inputs, inputs.recommendable, limits.content, limits.content_neighbors, titles
+                ),
                 similar_new=content_index(inputs, new_product, limits.new_products, limits.content_neighbors),
                 als_index=InnerProductIndex(als.items[recommendable], recommendable, inputs.products.height)
                 if als is not None
@@ -279,15 +292,37 @@ class Generators:
         return np.where(at >= 0, ease[local, np.maximum(at, 0)], 0.0)
 
 
-def content_index(inputs: RecInputs, targets: np.ndarray, quota: int, neighbors: int) -> ContentIndex:
+def content_index(
+    inputs: RecInputs, targets: np.ndarray, quota: int, neighbors: int, titles: sp.csr_matrix | None = None
+) -> ContentIndex:
     """How content reaches `targets` (P bools): a scan of all of them up to CONTENT_SCAN,
-    else each product's `neighbors` nearest targets; None when the quota is 0 or no target."""
+    else each product's `neighbors` nearest targets; None when the quota is 0 or no target.
+    `titles`, when given, are those targets' nearest titles already computed with at least
+    `neighbors` a product: each row keeps its best `neighbors` (what `nearest_neighbours`
+    would return, but for ties at the cut, which keep the lowest columns)."""
     if quota <= 0 or not targets.any():
         return None
     if targets.sum() <= CONTENT_SCAN:
         rows = np.flatnonzero(targets)
         return InnerProductIndex(inputs.product_matrix[rows], rows, len(targets))
-    return nearest_neighbours(inputs.product_matrix, targets, neighbors)
+    if titles is None:
+        return nearest_neighbours(inputs.product_matrix, targets, neighbors)
+    if np.diff(titles.indptr).min(initial=neighbors) < min(neighbors, int(targets.sum())):
+        raise ValueError(f"the title neighbours hold fewer than the {neighbors} a product content needs")
+    return top_per_row(titles, neighbors)
+
+
+def title_neighbours(inputs: RecInputs, limits: CandidateLimits, k: int) -> sp.csr_matrix | None:
+    """Each product's nearest recommendable titles, computed once per publish for both the
+    content generator and similar products (recommendations.similar), past CONTENT_SCAN
+    recommendable products, where content starts from them; None below (content scans every
+    target, and similar products' dense pass stays small). Keeps max(content_neighbors,
+    k + 1) a product: similar products' top k needs k + 1, as the anchor itself is nearly
+    always among its own nearest and is never its own similar product."""
+    if inputs.recommendable.sum() <= CONTENT_SCAN:
+        return None
+    kept = max(limits.content_neighbors, k + 1)
+    return nearest_neighbours(inputs.product_matrix, inputs.recommendable, kept)
 
 
 def ranked_list(scores: np.ndarray, allowed: np.ndarray, then: np.ndarray) -> np.ndarray:
