@@ -40,7 +40,7 @@ from recommendations.collaborative import ALS, EASE
 from recommendations.features import SIGNAL_FEATURES, sample_at
 from recommendations.inner_product import InnerProductIndex
 from recommendations.inputs import RecInputs, purchase_counts
-from recommendations.neighbours import nearest_neighbours_among
+from recommendations.neighbours import nearest_neighbours, nearest_neighbours_among
 from recommendations.parallel import map_in_threads
 from recommendations.proposals import (
     Bought,
@@ -53,6 +53,7 @@ from recommendations.proposals import (
     pooled_top,
     top_entries,
 )
+from recommendations.topk import top_per_row
 
 # Shoppers whose candidates are built at once: their pairs (at most the limits' sum each)
 # and the sparse products behind them stay in the tens of MB.
@@ -135,7 +136,17 @@ class Generators:
     threads: int = 1
 
     @classmethod
-    def fit(cls, inputs: RecInputs, limits: CandidateLimits, threads: int = 1) -> Generators:
+    def fit(
+        cls,
+        inputs: RecInputs,
+        limits: CandidateLimits,
+        threads: int = 1,
+        titles: sp.csr_matrix | None = None,
+    ) -> Generators:
+        """`titles`: each product's nearest recommendable titles when the caller has computed
+        them already (`title_neighbours`, shared with similar products); content's index over
+        recommendable products is then cut from them instead of a second products × products
+        pass."""
         has_history = inputs.history.nnz > 0
         fits = []
         if has_history and limits.als:
@@ -180,7 +191,7 @@ class Generators:
         with torch_threads(threads):
             similar, similar_new = content_indexes(
                 inputs,
-                [(inputs.recommendable, limits.content), (new_product, limits.new_products)],
+                [(inputs.recommendable, limits.content, titles), (new_product, limits.new_products, None)],
                 limits.content_neighbors,
             )
             return cls(
@@ -285,26 +296,46 @@ class Generators:
 
 
 def content_indexes(
-    inputs: RecInputs, wanted: list[tuple[np.ndarray, int]], neighbors: int
+    inputs: RecInputs, wanted: list[tuple[np.ndarray, int, sp.csr_matrix | None]], neighbors: int
 ) -> list[ContentIndex]:
-    """How content reaches each (targets, quota) of `wanted` (targets: P bools): a scan of all
-    of them up to CONTENT_SCAN, else each product's `neighbors` nearest targets (the sets that
-    need them computed in one pass over the similarities); None when the quota is 0 or there
-    is no target."""
+    """How content reaches each (targets, quota, titles) of `wanted` (targets: P bools): a
+    scan of all of them up to CONTENT_SCAN, else each product's `neighbors` nearest targets;
+    None when the quota is 0 or there is no target. `titles`, when given, are those targets'
+    nearest titles already computed with at least `neighbors` a product (`title_neighbours`):
+    each row keeps its best `neighbors` (what `nearest_neighbours` would return, but for ties
+    at the cut, which keep the lowest columns). The sets left to compute share one pass over
+    the similarities (`nearest_neighbours_among`)."""
     indexes: list[ContentIndex] = [None] * len(wanted)
     by_neighbours = []
-    for i, (targets, quota) in enumerate(wanted):
+    for i, (targets, quota, titles) in enumerate(wanted):
         if quota <= 0 or not targets.any():
             continue
         if targets.sum() <= CONTENT_SCAN:
             rows = np.flatnonzero(targets)
             indexes[i] = InnerProductIndex(inputs.product_matrix[rows], rows, len(targets))
+        elif titles is not None:
+            if np.diff(titles.indptr).min(initial=neighbors) < min(neighbors, int(targets.sum())):
+                raise ValueError(f"the title neighbours hold fewer than the {neighbors} a product content needs")
+            indexes[i] = top_per_row(titles, neighbors)
         else:
             by_neighbours.append(i)
     found = nearest_neighbours_among(inputs.product_matrix, [wanted[i][0] for i in by_neighbours], neighbors)
     for i, index in zip(by_neighbours, found, strict=True):
         indexes[i] = index
     return indexes
+
+
+def title_neighbours(inputs: RecInputs, limits: CandidateLimits, k: int) -> sp.csr_matrix | None:
+    """Each product's nearest recommendable titles, computed once per publish for both the
+    content generator and similar products (recommendations.similar), past CONTENT_SCAN
+    recommendable products, where content starts from them; None below (content scans every
+    target, and similar products' dense pass stays small). Keeps max(content_neighbors,
+    k + 1) a product: similar products' top k needs k + 1, as the anchor itself is nearly
+    always among its own nearest and is never its own similar product."""
+    if inputs.recommendable.sum() <= CONTENT_SCAN:
+        return None
+    kept = max(limits.content_neighbors, k + 1)
+    return nearest_neighbours(inputs.product_matrix, inputs.recommendable, kept)
 
 
 def ranked_list(scores: np.ndarray, allowed: np.ndarray, then: np.ndarray) -> np.ndarray:

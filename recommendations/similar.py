@@ -1,11 +1,17 @@
 """Similar products: title-vector similarity blended with co-occurrence in baskets and sessions.
 
     score(p, q) = similar_content_weight · (vector p · vector q)
-                + (1 − similar_content_weight) · cooccurrence(p, q)
+                + (1 − similar_content_weight) · cooccurrence(p, q) / (p's largest cooccurrence)
 
 Products nobody has bought or viewed with anything yet (new products) are similar by content
 alone. Excluded products (delisted, non-merchandise, on the exclusion list) get -inf before
 the top-K and so can never appear; a product is never similar to itself.
+
+On a small catalog every product is scored against every product, a block of anchors at a
+time. On a large one the products' nearest titles are already computed for the content
+generator (recommendations.candidates.title_neighbours); with k + 1 of them a product, only
+those and the co-occurring products are scored (recommendations.similar_neighbours): the
+same lists without a second products × products pass.
 """
 
 from __future__ import annotations
@@ -17,19 +23,32 @@ import torch
 
 from recommendations.config import RecommendationConfig
 from recommendations.inputs import RecInputs
+from recommendations.similar_neighbours import holds_top, top_from_titles
 from recommendations.topk import top_k_in_blocks
 
 
-def _add_sparse(total: torch.Tensor, block: sp.csr_matrix, weight: float) -> None:
-    """total += weight · block / (block's row maximum), touching only the non-zeros."""
-    coo = block.tocoo()
-    if coo.nnz == 0 or weight == 0:
+def weighted_cooccurrence(cooccurrence: sp.csr_matrix, weight: float) -> sp.csr_matrix | None:
+    """weight · cooccurrence / (its row's maximum): what each pair adds to a similar-product
+    score (None when nothing does)."""
+    if cooccurrence.nnz == 0 or weight == 0:
+        return None
+    lengths = np.diff(cooccurrence.indptr)
+    filled = lengths > 0
+    peak = np.zeros(cooccurrence.shape[0], dtype=np.float32)
+    peak[filled] = np.maximum.reduceat(cooccurrence.data, cooccurrence.indptr[:-1][filled])
+    values = weight * cooccurrence.data / np.repeat(np.where(peak > 0, peak, 1.0), lengths)
+    return sp.csr_matrix(
+        (values.astype(np.float32), cooccurrence.indices, cooccurrence.indptr), shape=cooccurrence.shape
+    )
+
+
+def _add_sparse(total: torch.Tensor, block: sp.csr_matrix | None) -> None:
+    """total += block, touching only the non-zeros."""
+    if block is None or block.nnz == 0:
         return
-    peak = np.zeros(block.shape[0], dtype=np.float32)
-    np.maximum.at(peak, coo.row, coo.data)
-    values = weight * coo.data / np.where(peak[coo.row] > 0, peak[coo.row], 1.0)
+    coo = block.tocoo()
     rows, cols = torch.from_numpy(coo.row.astype(np.int64)), torch.from_numpy(coo.col.astype(np.int64))
-    total.index_put_((rows, cols), torch.from_numpy(values.astype(np.float32)), accumulate=True)
+    total.index_put_((rows, cols), torch.from_numpy(coo.data), accumulate=True)
 
 
 def _bias(popularity: np.ndarray, weight: float, recommendable: np.ndarray) -> torch.Tensor:
@@ -39,19 +58,18 @@ def _bias(popularity: np.ndarray, weight: float, recommendable: np.ndarray) -> t
     return bias.masked_fill(torch.from_numpy(~recommendable), float("-inf")).unsqueeze(0)
 
 
-def similar_products(inputs: RecInputs, config: RecommendationConfig) -> pl.DataFrame:
-    """Per product: content similarity blended with co-occurrence; content alone for products
-    nobody has bought or viewed with anything yet (new products)."""
+def _dense_top(
+    inputs: RecInputs, weighted: sp.csr_matrix | None, w: float, k: int, block_size: int
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Every product scored against every product, a block of anchors at a time."""
     products = torch.from_numpy(inputs.product_matrix)
     bias = _bias(np.zeros(len(inputs.recommendable), dtype=np.float32), 0.0, inputs.recommendable)
-    cooccurrence = inputs.cooccurrence
     n = inputs.product_matrix.shape[0]
-    w = config.similar_content_weight
 
     def block(start: int, stop: int):
         anchor = products[start:stop]
         total = torch.addmm(bias, anchor, products.T, alpha=w)
-        _add_sparse(total, cooccurrence[start:stop], 1 - w)
+        _add_sparse(total, None if weighted is None else weighted[start:stop])
         own = torch.arange(start, stop)
         total[own - start, own] = float("-inf")  # never similar to itself
 
@@ -62,11 +80,30 @@ def similar_products(inputs: RecInputs, config: RecommendationConfig) -> pl.Data
 
         return total, explain
 
-    indices, scores, parts = top_k_in_blocks(block, n, n, config.k, config.block_size)
+    return top_k_in_blocks(block, n, n, k, block_size)
+
+
+def similar_products(
+    inputs: RecInputs, config: RecommendationConfig, titles: sp.csr_matrix | None = None
+) -> pl.DataFrame:
+    """Per product: content similarity blended with co-occurrence; content alone for products
+    nobody has bought or viewed with anything yet (new products). `titles`: each product's
+    nearest recommendable titles when computed already (candidates.title_neighbours); used
+    when they hold k + 1 a product, else every pair is scored."""
+    cooccurrence = inputs.cooccurrence
+    n = inputs.product_matrix.shape[0]
+    w = config.similar_content_weight
+    weighted = weighted_cooccurrence(cooccurrence, 1 - w)
+    if titles is not None and holds_top(titles, inputs.recommendable, config.k):
+        indices, scores, parts = top_from_titles(
+            inputs.product_matrix, titles, weighted, inputs.recommendable, config.k, w
+        )
+    else:
+        indices, scores, parts = _dense_top(inputs, weighted, w, config.k, config.block_size)
     parts = {
         name: parts.get(name, np.zeros(indices.shape, np.float32)) for name in ("content", "cooccurrence")
     }
-    titles = np.asarray(inputs.products["title"].fill_null("").to_list(), dtype=object)
+    titles_of = np.asarray(inputs.products["title"].fill_null("").to_list(), dtype=object)
     product_ids = np.asarray(inputs.product_ids, dtype=object)
     has_cooccurrence = np.diff(cooccurrence.indptr) > 0
     keep = indices >= 0
@@ -75,8 +112,8 @@ def similar_products(inputs: RecInputs, config: RecommendationConfig) -> pl.Data
     by_cooccurrence = (1 - w) * parts["cooccurrence"][keep] > w * parts["content"][keep]
     reasons = np.where(
         by_cooccurrence,
-        np.char.add("often bought with ", titles[owner].astype(str)),
-        np.char.add("similar to ", titles[owner].astype(str)),
+        np.char.add("often bought with ", titles_of[owner].astype(str)),
+        np.char.add("similar to ", titles_of[owner].astype(str)),
     )
     return pl.DataFrame(
         {

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
 from recommendations.candidates import Generators, torch_threads
 from recommendations.config import RecommendationConfig
@@ -70,15 +71,17 @@ def ranked_user_table(
     config: RecommendationConfig,
     block: int = USER_BLOCK,
     user_ids: Sequence[str] | None = None,
+    titles: sp.csr_matrix | None = None,
 ) -> pl.DataFrame:
     """One row per (shopper, rank): product, score, reason, source, for every known shopper,
     or only for `user_ids` (the intraday refresh's active shoppers). The generators and
     features are fitted on the whole of `inputs` either way, so a shopper's list does not
-    depend on which other shoppers are ranked with it."""
+    depend on which other shoppers are ranked with it. `titles`: the products' nearest
+    recommendable titles when the caller computed them already (candidates.title_neighbours)."""
     rows = np.arange(inputs.users.height) if user_ids is None else user_rows(inputs, user_ids)
     policy = "repurchase" if config.allow_repurchase else "new_items"
     shared = _SharedColumns(inputs)
-    generators = Generators.fit(inputs, model.settings.limits, model.settings.threads)
+    generators = Generators.fit(inputs, model.settings.limits, model.settings.threads, titles)
     context = FeatureContext.build(inputs)
     block = balanced_block(len(rows), block, workers())
     starts = range(0, max(len(rows), 1), block)  # one (empty) block for no shoppers

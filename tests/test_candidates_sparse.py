@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 import recommendations.candidates as candidates_module
 import recommendations.signals as signals_module
-from recommendations.candidates import CandidateLimits, Generators
+from recommendations.candidates import CandidateLimits, Generators, title_neighbours
 from recommendations.config import RecommendationConfig
 from recommendations.inner_product import InnerProductIndex
 from recommendations.neighbours import nearest_neighbours, nearest_neighbours_among
@@ -238,6 +238,27 @@ def test_content_from_title_neighbours_equals_the_scan_when_they_hold_every_targ
             assert proposals(generators, rows, exclude_bought) == dense_proposals(
                 generators, name, rows, exclude_bought
             )
+
+
+def test_content_cut_from_shared_title_neighbours_is_the_generators_own_index(small_shop, monkeypatch):
+    """The publish computes the nearest titles once with room for similar products (k + 1 a
+    product); content keeps its `content_neighbors` of them: the index, and so the proposals,
+    it would have built with its own pass."""
+    inputs, _ = small_shop
+    monkeypatch.setattr(candidates_module, "CONTENT_SCAN", 0)
+    limits = replace(NONE, content=5, content_neighbors=4)
+    titles = title_neighbours(inputs, limits, k=9)
+    assert np.diff(titles.indptr).min() == 10  # k + 1 > content_neighbors
+    own, shared = Generators.fit(inputs, limits), Generators.fit(inputs, limits, titles=titles)
+    assert np.diff(shared.similar.indptr).max() == 4
+    assert (own.similar != shared.similar).nnz == 0 and (own.similar.indices == shared.similar.indices).all()
+    rows = np.flatnonzero(np.diff(inputs.history.indptr) > 0)
+    assert proposals(own, rows, False) == proposals(shared, rows, False)
+    assert title_neighbours(inputs, replace(limits, content_neighbors=12), k=9).indptr[1] == 12
+    with pytest.raises(ValueError, match="fewer than"):
+        Generators.fit(inputs, replace(limits, content_neighbors=11), titles=titles)
+    monkeypatch.setattr(candidates_module, "CONTENT_SCAN", 5_000)
+    assert title_neighbours(inputs, limits, k=9) is None  # a small catalog: content scans every target
 
 
 def test_title_neighbours_bring_a_new_product_to_the_shopper_of_its_twin(monkeypatch):
