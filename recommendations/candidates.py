@@ -315,7 +315,9 @@ def content_indexes(
             indexes[i] = InnerProductIndex(inputs.product_matrix[rows], rows, len(targets))
         elif titles is not None:
             if np.diff(titles.indptr).min(initial=neighbors) < min(neighbors, int(targets.sum())):
-                raise ValueError(f"the title neighbours hold fewer than the {neighbors} a product content needs")
+                raise ValueError(
+                    f"the title neighbours hold fewer than the {neighbors} a product content needs"
+                )
             indexes[i] = top_per_row(titles, neighbors)
         else:
             by_neighbours.append(i)

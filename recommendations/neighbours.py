@@ -48,7 +48,9 @@ def nearest_neighbours_among(
     if n == 0 or len(columns) == 0 or m <= 0:
         return [sp.csr_matrix((n, n), dtype=np.float32) for _ in target_sets]
     # Per set: its columns' positions within the union (None: the set is the whole union).
-    positions = [None if targets[columns].all() else np.flatnonzero(targets[columns]) for targets in target_sets]
+    positions = [
+        None if targets[columns].all() else np.flatnonzero(targets[columns]) for targets in target_sets
+    ]
     ks = [min(m, len(columns) if at is None else len(at)) for at in positions]
     right = torch.from_numpy(np.ascontiguousarray(vectors[columns], dtype=np.float32)).T.contiguous()
     left = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))

@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from core.frames import sorted_by
 from recommendations.candidates import Generators, torch_threads
 from recommendations.config import RecommendationConfig
 from recommendations.features import FEATURES, FeatureContext
@@ -95,7 +96,9 @@ def ranked_user_table(
     # torch_threads restoring it never hands another block a spinning thread pool.
     with torch_threads(generators.threads):
         frames = map_in_threads(ranked, starts, memory_each=block_memory(model, block))
-    return pl.concat(frames).sort("user_id", "rank")
+    # Blocks are in ascending user rows, and inputs.users is sorted by user_id: the concatenation
+    # is in order already, and is then kept as it is (no copy of the whole table).
+    return sorted_by(pl.concat(frames), ["user_id", "rank"])
 
 
 def balanced_block(shoppers: int, most: int, side_by_side: int) -> int:

@@ -32,6 +32,7 @@ from pathlib import Path
 import polars as pl
 
 from core.clock import iso_utc, utc_now
+from core.frames import sorted_by
 from serving.checksum import table_checksum
 from serving.errors import ServingError, SnapshotExists, SnapshotNotFound
 from serving.store import TEMP_PREFIX, bytes_writer, open_store, parquet_writer  # noqa: F401 - TEMP_PREFIX re-exported
@@ -157,7 +158,7 @@ def _canonical(df: pl.DataFrame, name: str) -> pl.DataFrame:
     except pl.exceptions.PolarsError as error:
         raise ServingError(f"table {name!r} does not fit the serving contract: {error}") from None
     keys = [key for key in SORT_KEYS.get(name, []) if key in out.columns]
-    return out.sort(keys, nulls_last=True, maintain_order=True) if keys else out
+    return sorted_by(out, keys)
 
 
 def content_checksum(checksums: dict[str, str], row_counts: dict[str, int]) -> str:

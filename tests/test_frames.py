@@ -1,0 +1,26 @@
+"""core.frames.sorted_by: the order of `DataFrame.sort`, without a copy when already sorted."""
+
+import random
+
+import polars as pl
+
+from core.frames import sorted_by
+
+
+def test_sorted_by_gives_polars_order_and_keeps_a_sorted_frame_as_it_is():
+    rng = random.Random(0)
+    for _ in range(300):
+        n = rng.randint(0, 12)
+        df = pl.DataFrame(
+            {
+                "a": [rng.choice(["x", "y", None]) for _ in range(n)],
+                "b": [rng.choice([1, 2, None]) for _ in range(n)],
+                "c": list(range(n)),  # tells equal keys apart: their order must be kept
+            },
+            schema={"a": pl.String, "b": pl.Int64, "c": pl.Int64},
+        )
+        expected = df.sort(["a", "b"], nulls_last=True, maintain_order=True)
+        assert sorted_by(df, ["a", "b"]).equals(expected)
+        assert sorted_by(expected, ["a", "b"]) is expected  # in order already: not copied
+    nan = pl.DataFrame({"f": [1.0, float("nan"), 0.5]})
+    assert sorted_by(nan, ["f"]).equals(nan.sort("f", nulls_last=True, maintain_order=True))
