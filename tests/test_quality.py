@@ -414,6 +414,22 @@ def test_recommendation_suites_fail_the_right_expectation(table, change, expecte
     assert {s: failed(r) for s, r in runs.items() if failed(r)} == {table: {expected}}
 
 
+def test_recommendation_suites_judge_only_the_columns_their_rules_read():
+    # The gate hands pandas only those columns (a million shoppers' lists are 50M rows): the
+    # results, failures and their examples included, are those of the whole table.
+    from quality.suites import recommendation_suites
+    from quality.validate import validate
+
+    tables = make_tables()
+    tables["user_recommendations"] = pl.concat([tables["user_recommendations"]] * 2)  # duplicates
+    runs = {r.suite: r for r in check_recommendations(tables)}
+    assert failed(runs["user_recommendations"])
+    for suite in recommendation_suites():
+        whole = validate(suite, tables[suite.name])
+        strip = lambda rows: [{k: v for k, v in r.items() if k != "checked_at"} for r in rows]  # noqa: E731
+        assert strip(runs[suite.name].rows("run", "day")) == strip(whole.rows("run", "day"))
+
+
 def test_the_gate_blocks_a_candidate_that_fails_an_expectation_and_keeps_the_current_version(tmp_path):
     from serving.errors import PublishBlocked
     from serving.gate import GateContext, evaluate_gate
