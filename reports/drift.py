@@ -207,6 +207,10 @@ def fallback_share(recommendations: pl.DataFrame) -> float | None:
     return float(1.0 - per_user["personal"].mean())
 
 
+# Lists whose picks' vectors are gathered at once (10 picks of 384 float64: ~30 MB a 1,000).
+DIVERSITY_LISTS = 20_000
+
+
 def intra_list_diversity(
     recommendations: pl.DataFrame, product_ids: Sequence[str], vectors: np.ndarray, k: int = 10
 ) -> float | None:
@@ -227,13 +231,21 @@ def intra_list_diversity(
     if picks.is_empty():
         return None
     unit = _unit(np.asarray(vectors, dtype=np.float64))
-    rows = unit[picks["row"].to_numpy()]
+    product_rows = picks["row"].to_numpy()
     boundaries = np.flatnonzero(picks["user_id"].ne(picks["user_id"].shift(1)).fill_null(True).to_numpy())
     sizes = np.diff(np.append(boundaries, len(picks)))
-    sums = np.add.reduceat(rows, boundaries, axis=0)
+    # The picks' vectors a block of lists at a time: a million shoppers' top 10 at 384
+    # dimensions are 31 GB of float64 at once (the 10M-event run was OOM-killed there).
+    squared = np.empty(len(boundaries), dtype=np.float64)
+    for first in range(0, len(boundaries), DIVERSITY_LISTS):
+        starts = boundaries[first : first + DIVERSITY_LISTS]
+        stop = starts[-1] + sizes[first + len(starts) - 1]
+        block = unit[product_rows[starts[0] : stop]]
+        sums = np.add.reduceat(block, starts - starts[0], axis=0)
+        squared[first : first + len(starts)] = (sums**2).sum(axis=1)
     keep = sizes >= 2
     if not keep.any():
         return None
     n = sizes[keep].astype(float)
-    mean_pairwise = ((sums[keep] ** 2).sum(axis=1) - n) / (n * (n - 1))
+    mean_pairwise = (squared[keep] - n) / (n * (n - 1))
     return float(np.mean(1.0 - mean_pairwise))

@@ -171,3 +171,17 @@ def test_intra_list_diversity():
     # u1: a,b,c → pairs (1, 0, 0) → mean cos 1/3 → diversity 2/3; one-item lists are skipped.
     mixed = _lists({"u1": ["a", "b", "c"], "u2": ["a"], "u3": ["a", "unknown"]})
     assert drift.intra_list_diversity(mixed, ids, vectors) == pytest.approx(2 / 3)
+
+
+def test_intra_list_diversity_does_not_depend_on_how_many_lists_are_gathered_at_once(monkeypatch):
+    # The picks' vectors are gathered a block of lists at a time (a million shoppers' top 10
+    # at once were 31 GB): blocks that cut anywhere give exactly the figure of one block.
+    rng = np.random.default_rng(0)
+    ids = [f"p{i}" for i in range(50)]
+    vectors = rng.standard_normal((50, 8))
+    lists = {f"u{u:03d}": list(rng.choice(ids + ["unknown"], int(rng.integers(1, 12)))) for u in range(300)}
+    recs = _lists(lists)
+    whole = drift.intra_list_diversity(recs, ids, vectors)
+    for lists_at_once in (1, 7, 299):
+        monkeypatch.setattr(drift, "DIVERSITY_LISTS", lists_at_once)
+        assert drift.intra_list_diversity(recs, ids, vectors) == whole
