@@ -188,14 +188,20 @@ def test_crafted_shops_evaluate_and_publish(make):
     assert recs["reason"].null_count() == 0
 
 
-def test_the_user_table_built_in_blocks_of_shoppers_equals_the_table_built_at_once():
-    # Blocks bound the picks' features in memory at a million shoppers; they must not change
-    # a single row (reasons, sources, ranks after the category cap, the order).
+@pytest.fixture(scope="module")
+def capped_shop():
+    """A trained ranker, its inputs and a category-capped configuration (trained once)."""
     data = cycling_shop()
     as_of = data.events["occurred_at"].max() + timedelta(seconds=1)
     model = fit_ranker(data, as_of, CONFIG, FAST)
     inputs = inputs_as_of(data, as_of, CONFIG)
-    config = RecommendationConfig(k=6, max_per_category=2)
+    return model, inputs, RecommendationConfig(k=6, max_per_category=2)
+
+
+def test_the_user_table_built_in_blocks_of_shoppers_equals_the_table_built_at_once(capped_shop):
+    # Blocks bound the picks' features in memory at a million shoppers; they must not change
+    # a single row (reasons, sources, ranks after the category cap, the order).
+    model, inputs, config = capped_shop
     whole = ranked_user_table(model, inputs, config, block=inputs.users.height)
     assert inputs.users.height > 7 and whole.height > 0
     assert set(whole["source"]) >= {"personal"}
@@ -215,14 +221,10 @@ def test_blocks_of_shoppers_are_balanced_across_the_workers():
             assert blocks * block - shoppers < blocks  # the last block is at most `blocks` short
 
 
-def test_ranking_a_subset_of_shoppers_gives_their_rows_of_the_whole_table():
+def test_ranking_a_subset_of_shoppers_gives_their_rows_of_the_whole_table(capped_shop):
     # The intraday refresh ranks only the shoppers with new events: each must get exactly the
     # list the whole table gives them, whoever else is (not) ranked beside them.
-    data = cycling_shop()
-    as_of = data.events["occurred_at"].max() + timedelta(seconds=1)
-    model = fit_ranker(data, as_of, CONFIG, FAST)
-    inputs = inputs_as_of(data, as_of, CONFIG)
-    config = RecommendationConfig(k=6, max_per_category=2)
+    model, inputs, config = capped_shop
     whole = ranked_user_table(model, inputs, config)
     ids = inputs.users["user_id"].to_list()
     some = [ids[-1], ids[3], ids[0], ids[3]]  # unsorted, repeated: rows are sorted and distinct
