@@ -19,6 +19,7 @@ from assets.dbt_args import landing_window
 from assets.partitions import daily_partitions
 from assets.resources import EmbeddingEncoder, ShopguideHome
 from core.dbt_manifest import interaction_weights
+from core.frames import vector_matrix
 from embeddings.products import sync_product_embeddings
 from embeddings.store import PRODUCT_TABLE, USER_TABLE, connect, read_table
 from embeddings.users import sync_user_embeddings
@@ -85,7 +86,7 @@ def sync_catalog_vectors(
         text_index=text_index,
     )
     stored = read_table(db, table_name)
-    vectors = np.asarray(stored["vector"].to_list(), dtype=np.float32)
+    vectors = vector_matrix(stored["vector"])
     counts_agree = stored.height == products.height and int(stored["is_listed"].sum()) == int(
         products["is_listed"].sum()
     )
@@ -208,12 +209,8 @@ def user_embeddings(
         encoder.half_life_days,
         interaction_weights(),
     )
-    stored = read_table(db, USER_TABLE)
-    vectors = (
-        np.asarray(stored["vector"].to_list(), dtype=np.float32)
-        if stored is not None and stored.height
-        else np.zeros((0, 0), np.float32)
-    )
+    stored = read_table(db, USER_TABLE, columns=["vector"])
+    vectors = vector_matrix(stored["vector"]) if stored is not None else np.zeros((0, 0), np.float32)
     products = read_table(db, PRODUCT_TABLE)
     dimension = len(products["vector"][0]) if products is not None and products.height else 0
     return MaterializeResult(

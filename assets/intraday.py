@@ -39,12 +39,13 @@ import polars as pl
 from assets.intraday_log import IntradayLog, read_log, shoppers_in
 from core.dbt_manifest import interaction_weights
 from core.errors import NotReady
+from core.frames import vector_matrix
 from core.settings import Paths
 from embeddings.store import PRODUCT_TABLE, connect, open_table
 from embeddings.users import user_vectors
 from evaluation.champion import config_from_manifest
 from recommendations.config import RecommendationConfig
-from recommendations.inputs import VectorsById, build_inputs, vector_matrix
+from recommendations.inputs import VectorsById, build_inputs
 from recommendations.model_store import model_root
 from recommendations.ranker import RankerModel
 from recommendations.user_lists import ranked_user_table

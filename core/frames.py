@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import polars as pl
 
 
@@ -35,3 +36,13 @@ def sorted_by(df: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
     if df.select(_in_order(keys).slice(1).all()).item():
         return df
     return df.sort(keys, nulls_last=True, maintain_order=True)
+
+
+def vector_matrix(column: pl.Series) -> np.ndarray:
+    """A column of equal-length vectors (List or Array) as a float32 rows × d matrix, without
+    a Python list per row (a million shoppers' vectors would otherwise take minutes and GBs)."""
+    if column.len() == 0:
+        return np.zeros((0, 1), dtype=np.float32)
+    if isinstance(column.dtype, pl.List):
+        column = column.cast(pl.Array(pl.Float32, int(column.list.len().max())))
+    return np.array(column.to_numpy(), dtype=np.float32, order="C")  # writable: torch shares it

@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from core.frames import vector_matrix
 from embeddings.encoder import Encoder
 from embeddings.product_text import product_text, text_hash
 from embeddings.store import (
@@ -137,7 +138,7 @@ def sync_product_embeddings(
     encode_seconds = time.perf_counter() - encode_started
     batches = [_arrow_rows(to_encode, vectors, encoder, now)]
     if to_rewrite.height:
-        reused_vectors = np.asarray(to_rewrite["vector"].to_list(), dtype=np.float32)
+        reused_vectors = vector_matrix(to_rewrite["vector"])
         kept = to_rewrite.select(*desired.columns, pl.col("updated_at"))
         batches.append(_arrow_rows(kept, reused_vectors, encoder, now))
     rows = pa.concat_tables([b.select(batches[0].column_names) for b in batches]) if batches else None

@@ -47,12 +47,17 @@ def open_table(db, name: str):
     return db.open_table(name) if name in db.list_tables().tables else None
 
 
-def read_table(db, name: str):
-    """Whole table as a polars frame (None when absent)."""
+def read_table(db, name: str, columns: list[str] | None = None):
+    """The table (or only `columns` of it: a million shoppers' vectors are 1.5 GB that a
+    question about their timestamps need not read) as a polars frame; None when absent."""
     import polars as pl
 
     table = open_table(db, name)
-    return None if table is None else pl.from_arrow(table.to_arrow())
+    if table is None:
+        return None
+    if columns is None:
+        return pl.from_arrow(table.to_arrow())
+    return pl.from_arrow(table.search().select(columns).limit(None).to_arrow())
 
 
 def upsert(db, name: str, rows, key: str):

@@ -25,6 +25,8 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from core.frames import vector_matrix
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -175,7 +177,7 @@ def sync_user_embeddings(
         )
     fingerprint = products["model_fingerprint"][0]
     product_version = open_table(db, PRODUCT_TABLE).version
-    existing = read_table(db, USER_TABLE)
+    existing = read_table(db, USER_TABLE, columns=["model_fingerprint", "updated_at"])
     full = (
         full
         or existing is None
@@ -195,7 +197,7 @@ def sync_user_embeddings(
         affected = sorted(affected)
 
     events = load_events(affected)
-    matrix = np.asarray(products["vector"].to_list(), dtype=np.float32)
+    matrix = vector_matrix(products["vector"])
     result = user_vectors(events, products["product_id"].to_list(), matrix, half_life_days, weights)
     rows = _user_rows(result, fingerprint, product_version, now)
     if full:

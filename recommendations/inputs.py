@@ -10,19 +10,9 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from core.frames import vector_matrix
 from embeddings.users import product_weights
 from recommendations.signals import cooccurrence_matrix, decayed_popularity, sparse_user_product
-
-
-def vector_matrix(column: pl.Series) -> np.ndarray:
-    """A column of equal-length vectors (List or Array) as a float32 rows × d matrix, without
-    a Python list per row (a million shoppers' vectors would otherwise take minutes and GBs)."""
-    if column.len() == 0:
-        return np.zeros((0, 1), dtype=np.float32)
-    if isinstance(column.dtype, pl.List):
-        column = column.cast(pl.Array(pl.Float32, int(column.list.len().max())))
-    return np.array(column.to_numpy(), dtype=np.float32, order="C")  # writable: torch shares it
-
 
 COPY_BLOCK = 65_536  # vectors copied at a time
 

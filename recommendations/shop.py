@@ -14,9 +14,10 @@ from datetime import datetime
 
 import polars as pl
 
+from core.frames import vector_matrix
 from embeddings.users import user_vectors
 from recommendations.config import RecommendationConfig
-from recommendations.inputs import RecInputs, VectorsById, build_inputs, vector_matrix
+from recommendations.inputs import RecInputs, VectorsById, build_inputs
 
 
 @dataclass

@@ -328,3 +328,13 @@ def test_describing_the_encoder_before_any_text_loads_no_model(monkeypatch):
     assert described["fingerprint"] == encoder.fingerprint
     assert described["dtype"].startswith("not loaded")
     assert encoder.encode([]).shape == (0, encoder.dimension)
+
+
+def test_read_table_can_read_only_some_columns(tmp_path):
+    db = connect(tmp_path)
+    sync_product_embeddings(db, catalog(), HashingEncoder(dimension=16), NOW)
+    whole = read_table(db, PRODUCT_TABLE)
+    some = read_table(db, PRODUCT_TABLE, columns=["product_id", "model_fingerprint"])
+    assert some.columns == ["product_id", "model_fingerprint"]
+    assert some.sort("product_id").equals(whole.select(some.columns).sort("product_id"))
+    assert read_table(db, "absent", columns=["product_id"]) is None

@@ -1,10 +1,12 @@
-"""core.frames.sorted_by: the order of `DataFrame.sort`, without a copy when already sorted."""
+"""core.frames: `sorted_by` (the order of `DataFrame.sort`, without a copy when already sorted) and
+`vector_matrix` (a vector column as one float32 matrix)."""
 
 import random
 
+import numpy as np
 import polars as pl
 
-from core.frames import sorted_by
+from core.frames import sorted_by, vector_matrix
 
 
 def test_sorted_by_gives_polars_order_and_keeps_a_sorted_frame_as_it_is():
@@ -24,3 +26,13 @@ def test_sorted_by_gives_polars_order_and_keeps_a_sorted_frame_as_it_is():
         assert sorted_by(expected, ["a", "b"]) is expected  # in order already: not copied
     nan = pl.DataFrame({"f": [1.0, float("nan"), 0.5]})
     assert sorted_by(nan, ["f"]).equals(nan.sort("f", nulls_last=True, maintain_order=True))
+
+
+def test_vector_matrix_reads_list_and_array_columns_as_float32_rows():
+    rows = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+    expected = np.array(rows, dtype=np.float32)
+    for column in (pl.Series(rows, dtype=pl.List(pl.Float64)), pl.Series(rows, dtype=pl.Array(pl.Float32, 3))):
+        matrix = vector_matrix(column)
+        assert matrix.dtype == np.float32 and matrix.flags.c_contiguous and matrix.flags.writeable
+        np.testing.assert_array_equal(matrix, expected)
+    assert vector_matrix(pl.Series([], dtype=pl.List(pl.Float32))).shape == (0, 1)
