@@ -187,3 +187,19 @@ def test_a_batch_commits_once_per_database(tmp_path, monkeypatch):
     _run(tmp_path, monkeypatch, DAGSTER_YAML)
     # The run's planned events (one per asset) and each asset's 10 materialisations.
     assert sorted(commits) == [2, 10, 10]
+
+
+def test_connections_commit_without_waiting_for_the_disk(tmp_path, monkeypatch):
+    """Every connection, in a batch or not, runs with synchronous=NORMAL (1): in WAL mode a
+    commit then does not fsync (the stock FULL (2) does, per event)."""
+    instance = _instance(tmp_path, monkeypatch, DAGSTER_YAML)
+    storage = instance.event_log_storage
+    result = _execute(instance)
+    seen = []
+    with storage.run_connection(result.run_id) as conn:
+        seen.append(conn.exec_driver_sql("PRAGMA synchronous").scalar())
+        seen.append(conn.exec_driver_sql("PRAGMA journal_mode").scalar())
+    with storage.index_connection() as conn:
+        seen.append(conn.exec_driver_sql("PRAGMA synchronous").scalar())
+    assert seen == [1, "wal", 1]
+    assert len(instance.all_logs(result.run_id)) > 0  # and the events are there
