@@ -52,6 +52,19 @@ class ProductSync:
         return self.encoded / self.encode_seconds if self.encode_seconds else 0.0
 
 
+def encode_distinct(encoder: Encoder, texts: list[str]) -> np.ndarray:
+    """`encoder.encode(texts)`, each distinct text encoded once: a catalog repeats texts
+    (variants, re-listed products; 12% of a synthetic 100k catalog), and the multilingual
+    search model costs ~0.8 ms of CPU per token."""
+    row_of: dict[str, int] = {}
+    rows = np.fromiter(
+        (row_of.setdefault(text, len(row_of)) for text in texts), dtype=np.int64, count=len(texts)
+    )
+    if len(row_of) == len(texts):
+        return encoder.encode(texts)
+    return encoder.encode(list(row_of))[rows]
+
+
 def catalog_texts(products: pl.DataFrame) -> pl.DataFrame:
     """dim_products rows → the text to encode and its hash, plus the filter columns."""
     texts = [
@@ -134,7 +147,7 @@ def sync_product_embeddings(
     if to_encode.height:
         encoder.warm_up()  # model load is not encoding: keep it out of the throughput figure
     encode_started = time.perf_counter()
-    vectors = encoder.encode(to_encode["text"].to_list())
+    vectors = encode_distinct(encoder, to_encode["text"].to_list())
     encode_seconds = time.perf_counter() - encode_started
     batches = [_arrow_rows(to_encode, vectors, encoder, now)]
     if to_rewrite.height:

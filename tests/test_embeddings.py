@@ -11,7 +11,7 @@ from embeddings.device import cpu_has_bf16, plan_for
 from embeddings.encoder import HashingEncoder
 from embeddings.models import resolve_model_path
 from embeddings.product_text import product_text, text_hash
-from embeddings.products import sync_product_embeddings
+from embeddings.products import encode_distinct, sync_product_embeddings
 from embeddings.search import SearchFilters, search_products
 from embeddings.store import PRODUCT_TABLE, USER_TABLE, connect, open_table, read_table
 from embeddings.users import product_weights, sync_user_embeddings, user_vectors
@@ -338,3 +338,23 @@ def test_read_table_can_read_only_some_columns(tmp_path):
     assert some.columns == ["product_id", "model_fingerprint"]
     assert some.sort("product_id").equals(whole.select(some.columns).sort("product_id"))
     assert read_table(db, "absent", columns=["product_id"]) is None
+
+
+def test_a_text_shared_by_products_is_encoded_once(tmp_path):
+    texts = ["mug", "tin", "mug", "hose", "tin"]
+    encoder = CountingEncoder()
+    vectors = encode_distinct(encoder, texts)
+    assert encoder.texts_seen == ["mug", "tin", "hose"]
+    np.testing.assert_array_equal(vectors, HashingEncoder(dimension=16).encode(texts))
+
+    twins = catalog(
+        title=["Red Ceramic Mug", "Red Ceramic Mug", "Garden Hose 20m"],
+        description=[None] * 3,
+        category_path=["Home > Mugs"] * 3,
+        brand=["Acme", "Acme", "Hoser"],
+    )
+    encoder = CountingEncoder()
+    sync = sync_product_embeddings(connect(tmp_path), twins, encoder, NOW)
+    assert sync.encoded == 3 and len(encoder.texts_seen) == 2
+    stored = read_table(connect(tmp_path), PRODUCT_TABLE).sort("product_id")
+    assert stored["vector"][0].to_list() == stored["vector"][1].to_list() != stored["vector"][2].to_list()

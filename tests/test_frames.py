@@ -31,8 +31,8 @@ def test_sorted_by_gives_polars_order_and_keeps_a_sorted_frame_as_it_is():
 def test_vector_matrix_reads_list_and_array_columns_as_float32_rows():
     rows = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
     expected = np.array(rows, dtype=np.float32)
-    for column in (pl.Series(rows, dtype=pl.List(pl.Float64)), pl.Series(rows, dtype=pl.Array(pl.Float32, 3))):
-        matrix = vector_matrix(column)
+    for dtype in (pl.List(pl.Float64), pl.Array(pl.Float32, 3)):
+        matrix = vector_matrix(pl.Series(rows, dtype=dtype))
         assert matrix.dtype == np.float32 and matrix.flags.c_contiguous and matrix.flags.writeable
         np.testing.assert_array_equal(matrix, expected)
     assert vector_matrix(pl.Series([], dtype=pl.List(pl.Float32))).shape == (0, 1)
