@@ -1,5 +1,6 @@
 """Product and user vectors in LanceDB, kept in step with the marts each night."""
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import numpy as np
@@ -21,36 +22,43 @@ from assets.resources import EmbeddingEncoder, ShopguideHome
 from core.dbt_manifest import interaction_weights
 from core.frames import vector_matrix
 from embeddings.products import sync_product_embeddings
-from embeddings.store import PRODUCT_TABLE, USER_TABLE, connect, read_table
+from embeddings.store import PRODUCT_TABLE, USER_TABLE, connect, read_table, vector_batches
 from embeddings.users import sync_user_embeddings
 from warehouse.store import connect as connect_warehouse
 
 NORM_TOLERANCE = 1e-3
 
 
-def vector_checks(vectors: np.ndarray, dimension: int, prefix: str) -> list[AssetCheckResult]:
-    """No NaN, unit norm, the model's dimension: the invariants every consumer relies on."""
-    if vectors.size == 0:
-        vectors = np.zeros((0, dimension), dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1)
-    worst = float(np.max(np.abs(norms - 1.0))) if len(norms) else 0.0
+def vector_checks(batches: Iterable[np.ndarray], dimension: int, prefix: str) -> list[AssetCheckResult]:
+    """No NaN, unit norm, the model's dimension: the invariants every consumer relies on.
+    `batches`: the vectors as float32 matrices, a block at a time (a million shoppers' vectors
+    need not be held at once to be checked)."""
+    has_nan, worst, widths = False, 0.0, set()
+    for vectors in batches:
+        if vectors.size == 0:
+            continue
+        widths.add(int(vectors.shape[1]) if vectors.ndim == 2 else -1)
+        has_nan = has_nan or bool(np.isnan(vectors).any())
+        errors = np.abs(np.linalg.norm(vectors, axis=1) - 1.0)
+        worst = max(worst, float(np.max(errors)))  # NaN compares false below: it fails too
+    actual = widths.pop() if len(widths) == 1 else (dimension if not widths else -1)
     return [
         AssetCheckResult(
             check_name=f"{prefix}_no_nan",
-            passed=not bool(np.isnan(vectors).any()),
+            passed=not has_nan,
             severity=AssetCheckSeverity.ERROR,
         ),
         AssetCheckResult(
             check_name=f"{prefix}_unit_norm",
-            passed=worst <= NORM_TOLERANCE,
+            passed=not has_nan and worst <= NORM_TOLERANCE,
             severity=AssetCheckSeverity.ERROR,
             metadata={"max_norm_error": worst},
         ),
         AssetCheckResult(
             check_name=f"{prefix}_dimension",
-            passed=vectors.ndim == 2 and (len(vectors) == 0 or vectors.shape[1] == dimension),
+            passed=actual == dimension,
             severity=AssetCheckSeverity.ERROR,
-            metadata={"expected": dimension, "actual": int(vectors.shape[1]) if vectors.ndim == 2 else -1},
+            metadata={"expected": dimension, "actual": actual},
         ),
     ]
 
@@ -110,7 +118,7 @@ def sync_catalog_vectors(
             **({"text_index_rebuilt": result.text_index_built} if text_index else {}),
         },
         [
-            *vector_checks(vectors, text_encoder.dimension, prefix),
+            *vector_checks([vectors], text_encoder.dimension, prefix),
             AssetCheckResult(
                 check_name=count_check,
                 passed=counts_agree,
@@ -209,8 +217,6 @@ def user_embeddings(
         encoder.half_life_days,
         interaction_weights(),
     )
-    stored = read_table(db, USER_TABLE, columns=["vector"])
-    vectors = vector_matrix(stored["vector"]) if stored is not None else np.zeros((0, 0), np.float32)
     products = read_table(db, PRODUCT_TABLE)
     dimension = len(products["vector"][0]) if products is not None and products.height else 0
     return MaterializeResult(
@@ -225,5 +231,5 @@ def user_embeddings(
             "lancedb_version": result.version,
             "users_seen": MetadataValue.int(int(users_seen)),
         },
-        check_results=vector_checks(vectors, dimension, "user"),
+        check_results=vector_checks(vector_batches(db, USER_TABLE), dimension, "user"),
     )

@@ -158,7 +158,7 @@ def sync_user_embeddings(
     """
     import time
 
-    from embeddings.store import PRODUCT_TABLE, USER_TABLE, open_table, read_table
+    from embeddings.store import PRODUCT_TABLE, USER_TABLE, in_batches, open_table, read_table
 
     started = time.perf_counter()
     products = read_table(db, PRODUCT_TABLE)
@@ -201,7 +201,7 @@ def sync_user_embeddings(
     result = user_vectors(events, products["product_id"].to_list(), matrix, half_life_days, weights)
     rows = _user_rows(result, fingerprint, product_version, now)
     if full:
-        table = db.create_table(USER_TABLE, rows, mode="overwrite")
+        table = db.create_table(USER_TABLE, in_batches(rows), mode="overwrite")
     else:
         table = open_table(db, USER_TABLE)
         if rows.num_rows:
