@@ -419,7 +419,8 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     for table in report["tables"]:
         typer.echo(
             f"  {table['table']:<32} {table['kind']:<5} {table['rows']:>12,}  "
-            f"{table['checksum']}  latest {table['latest_partition'] or '-'}"
+            f"{table['checksum']}{' (definition)' if table.get('checksum_of') == 'definition' else ''}"
+            f"  latest {table['latest_partition'] or '-'}"
         )
     serving = report["serving"]
     canary = serving["canary"]

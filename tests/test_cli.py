@@ -76,7 +76,8 @@ def test_generate_then_status_json_has_stable_keys(home, dbt_manifest):
     assert set(report) == {"warehouse", "home", "source", "as_of", "running", "tables", "serving"}
     assert report["source"] == "warehouse" and report["running"] is None  # no run holds it
     raw = next(t for t in report["tables"] if t["table"] == "raw_events")
-    assert set(raw) == {"table", "kind", "rows", "checksum", "latest_partition"}
+    assert set(raw) == {"table", "kind", "rows", "checksum", "checksum_of", "latest_partition"}
+    assert raw["checksum_of"] == "rows"
     assert raw["rows"] == result_day.lines_read - len(result_day.quarantined)
     assert raw["latest_partition"] == "2024-01-01"
     assert report["serving"] == {"current": None, "canary": None, "overlay": None}

@@ -34,3 +34,23 @@ def test_views_are_listed_as_views():
     con.execute("create view v as select * from t")
     kinds = {s["table"]: s["kind"] for s in warehouse_status(con)}
     assert kinds == {"t": "table", "v": "view"}
+
+
+def test_a_views_checksum_is_its_definitions():
+    con = duckdb.connect()
+    con.execute("create table t (id int, landed_on date)")
+    con.execute("insert into t values (1, '2024-01-01'), (2, '2024-01-03')")
+    con.execute("create view v as select id, landed_on from t where id > 0")
+
+    def figures():
+        return {s["table"]: s for s in warehouse_status(con)}
+
+    before = figures()
+    assert before["v"]["rows"] == 2 and before["v"]["latest_partition"] == "2024-01-03"
+    assert (before["v"]["checksum_of"], before["t"]["checksum_of"]) == ("definition", "rows")
+    con.execute("insert into t values (3, '2024-01-04')")
+    after = figures()
+    assert after["t"]["checksum"] != before["t"]["checksum"]  # the data shows in the table's
+    assert after["v"]["checksum"] == before["v"]["checksum"] and after["v"]["rows"] == 3
+    con.execute("create or replace view v as select id, landed_on from t where id > 1")
+    assert figures()["v"]["checksum"] != before["v"]["checksum"]
