@@ -503,13 +503,29 @@ def great_expectations(candidate: dict[str, pl.DataFrame]) -> tuple[GateCheck, l
 
 
 def _duplicates(name: str, df: pl.DataFrame, list_keys: list[str], item: str) -> GateCheck:
-    """Within one list: an item twice, or a rank twice."""
-    items = df.filter(pl.col(item).is_not_null())
-    dup_items = items.height - items.select([*list_keys, item]).unique().height
-    dup_ranks = df.height - df.select([*list_keys, "rank"]).unique().height
+    """Within one list: an item twice, or a rank twice.
+
+    Counted list by list (distinct items and ranks per list, summed): the same counts as the
+    rows less the distinct (list, item) and (list, rank) rows, without a copy of the table's
+    keys and a hash of every row at once (5 GB more at the peak of a 28M-row publish)."""
+    per_list = (
+        df.lazy()
+        .group_by(list_keys)
+        .agg(
+            items=pl.col(item).is_not_null().sum(),
+            distinct_items=pl.col(item).drop_nulls().n_unique(),
+            distinct_ranks=pl.col("rank").n_unique(),
+        )
+        .select(pl.col("items", "distinct_items", "distinct_ranks").sum())
+        .collect()
+        .row(0, named=True)
+    )
+    dup_items = (per_list["items"] or 0) - (per_list["distinct_items"] or 0)
+    dup_ranks = df.height - (per_list["distinct_ranks"] or 0)
     total = dup_items + dup_ranks
     message = f"{dup_items} repeated {item} within a list, {dup_ranks} repeated ranks within a list"
     if dup_items:
+        items = df.filter(pl.col(item).is_not_null())
         example = items.filter(pl.struct([*list_keys, item]).is_duplicated()).row(0, named=True)
         message += f" (e.g. {example[list_keys[0]]} / {example[item]})"
     return GateCheck(name, total == 0, total, 0, "==", message)
