@@ -124,25 +124,28 @@ def build_and_publish(
     the home's serving folder) and published or canaried when both pass."""
     as_of = datetime.combine(last + timedelta(days=1), time())  # end of the last landing day, UTC
     data = load_shop_data(paths, before=as_of)
-    products, product_vectors, users, events = data.products, data.product_vectors, data.users, data.events
     db = connect(paths.lancedb_uri)
+    # The shoppers' vectors as one matrix at once: the frame LanceDB gave (a million 384-float
+    # lists, 1.5 GB) is not kept for the rest of the step.
     user_vectors = read_table(db, USER_TABLE)
     if user_vectors is None:
         user_vectors = pl.DataFrame(schema={"user_id": pl.Utf8, "vector": pl.List(pl.Float32)})
+    user_vectors = VectorsById.from_frame(user_vectors, "user_id")
     exclusions = load_exclusions(paths.home)
     config = recommender.config(set(exclusions), half_life_days)
     inputs = build_inputs(
-        products,
-        product_vectors,
-        users,
-        VectorsById.from_frame(user_vectors, "user_id"),
-        events,
+        data.products,
+        data.product_vectors,
+        data.users,
+        user_vectors,
+        data.events,
         as_of,
         set(config.excluded_product_ids),
         config.history_half_life_days,
         config.popularity_half_life_days,
         data.interaction_weights,
     )
+    del user_vectors  # inputs.user_matrix holds them, in the shoppers' order
     candidate = Candidate(config, recommender.ranker_settings())
     model, trained_now = model_for_run(
         data, as_of, config, candidate.ranker, model_root(paths.home), recommender.ranker_max_model_age_days
@@ -151,28 +154,34 @@ def build_and_publish(
         f"ranker {model.model_id} ({'trained in this run' if trained_now else 'saved'}; "
         f"cold start: {model.cold_start['list']})"
     )
-    tables = recommendation_tables(inputs, config, model)
-    not_recommendable = set(inputs.products.filter(~pl.Series(inputs.recommendable))["product_id"].to_list())
+    root = root or serving_root(paths)
+    verdict = _challenge(root, data, candidate, recommender, last)
+    (log.info if verdict.passed else log.error)(f"champion/challenger: {verdict.message}")
     purchased = None
     if not config.allow_repurchase:
         purchased = (
-            events.filter(pl.col("event_type") == "purchase", pl.col("user_id").is_not_null())
+            data.events.filter(pl.col("event_type") == "purchase", pl.col("user_id").is_not_null())
             .select("user_id", "product_id")
             .unique()
         )
     gate_context = GateContext(
-        active_user_ids=users["user_id"].to_list(),
-        excluded_product_ids=not_recommendable,
+        active_user_ids=data.users["user_id"],
+        excluded_product_ids=inputs.products.filter(~pl.Series(inputs.recommendable))["product_id"],
         excluded_pairs=purchased,
     )
-    root = root or serving_root(paths)
-    verdict = _challenge(root, data, candidate, recommender, last)
-    (log.info if verdict.passed else log.error)(f"champion/challenger: {verdict.message}")
+    vectors = data.product_vectors
+    fingerprint = vectors["model_fingerprint"][0] if vectors.height else None
+    # The event log (10M rows at 10M events) is not needed past training and champion/
+    # challenger, nor the inputs past the tables: neither is held while the tables are
+    # gated and written.
+    del data, vectors
+    tables = recommendation_tables(inputs, config, model)
+    del inputs
     manifest = {
         "champion_challenger": verdict.to_dict(),
         "partition_date": last.isoformat(),
         "embedding_version": open_table(db, PRODUCT_TABLE).version,
-        "model_fingerprint": product_vectors["model_fingerprint"][0] if product_vectors.height else None,
+        "model_fingerprint": fingerprint,
         "config": config.model_dump(mode="json"),
         "ranker_model_id": model.model_id,
         "ranker_settings": asdict(candidate.ranker),
