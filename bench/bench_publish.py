@@ -157,7 +157,7 @@ def instrument(rec: Recorder, train: bool) -> None:
     rec.wrap(recommendations.user_lists, "sorted_by", "concat + order check")
     rec.wrap(serving.publish, "evaluate_gate", "gate (evaluate_gate)")
     rec.wrap(serving.gate, "great_expectations", "gate: GX suites")
-    rec.wrap(quality.checks, "validate", "GX suite (per table)")
+    rec.wrap(quality.checks, "validate_frame", "GX suite (per table)")
     rec.wrap(serving.publish, "write_snapshot", "snapshot write (write_snapshot)")
     rec.wrap(serving.snapshots, "_canonical", "canonical (cast + order)")
     rec.wrap(serving.snapshots, "table_checksum", "checksums")

@@ -30,6 +30,7 @@ import math
 from datetime import date, datetime
 
 import duckdb
+import polars as pl
 
 from quality.suites import Suite, naive_utc
 from quality.validate import SuiteRun, result_format_for, run_outcomes, validate
@@ -110,7 +111,7 @@ def validate_frame(suite: Suite, frame, *, checked_at: datetime | None = None) -
     if columns is not None:
         frame = frame.select(sorted(columns))
     with duckdb.connect() as con:
-        con.register(FRAME, frame.to_arrow())
+        con.register(FRAME, frame.to_arrow(compat_level=pl.CompatLevel.newest()))
         return _validate_frame_table(suite, con, checked_at)
 
 
