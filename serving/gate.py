@@ -199,7 +199,14 @@ class GateInput:
     @cached_property
     def list_lengths(self) -> pl.DataFrame:
         """Items per user list (`user_id`, `n`): the rows with a product; 0 for an empty list."""
-        return self.user_recommendations.group_by("user_id").agg(n=pl.col("product_id").is_not_null().sum())
+        # Lazy, so that only the two columns are read: eager, the grouping of a million
+        # shoppers' 28M rows held 2.8 GB more at the gate's peak.
+        return (
+            self.user_recommendations.lazy()
+            .group_by("user_id")
+            .agg(n=pl.col("product_id").is_not_null().sum())
+            .collect()
+        )
 
     @cached_property
     def users_with_list(self) -> pl.DataFrame:
@@ -368,9 +375,11 @@ def fallback_share(g: GateInput) -> GateCheck:
     """Few users get fallback lists only (no item with source `personal`)."""
     threshold = g.thresholds.max_fallback_share
     personal = (
-        g.user_recommendations.filter(pl.col("product_id").is_not_null())
+        g.user_recommendations.lazy()  # the three columns only, not a filtered copy of the table
+        .filter(pl.col("product_id").is_not_null())
         .group_by("user_id")
         .agg(personal=(pl.col("source") == "personal").any())
+        .collect()
     )
     n_fallback = personal.filter(~pl.col("personal")).height
     share = _share(n_fallback, personal.height)
@@ -397,9 +406,11 @@ def overlap_with_current(g: GateInput) -> GateCheck:
 
     def top(df: pl.DataFrame) -> pl.DataFrame:
         return (
-            df.filter(pl.col("product_id").is_not_null() & (pl.col("rank") <= t.overlap_top_k))
+            df.lazy()  # the three columns only, not a filtered copy of the table
+            .filter(pl.col("product_id").is_not_null() & (pl.col("rank") <= t.overlap_top_k))
             .select(pl.col("user_id").cast(pl.String), pl.col("product_id").cast(pl.String))
             .unique()
+            .collect()
         )
 
     new, old = top(g.user_recommendations), top(current)
