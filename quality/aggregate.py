@@ -1,4 +1,4 @@
-"""Validate a suite on a DuckDB query without loading its rows into pandas.
+"""Validate a suite on a DuckDB query, or a polars frame, without loading its rows into pandas.
 
 Why: on 10M events the frame path (quality/validate.py) cost as much as the steps it checks
 (136 s per suite): the load into pandas, GX's per-row Python comparison of datetimes, and a
@@ -15,7 +15,7 @@ How each expectation is evaluated (docs/data-quality.md):
 
 | kind | expectations | how |
 |---|---|---|
-| aggregated | (not) null, in or not in a set, between, unique | exact counts over all rows, judged by GX |
+| aggregated | (not) null, in or not in a set, between, unique, a compound key unique | exact counts over all rows, judged by GX |
 | sampled | values in a type list | GX on the first `SAMPLE_ROWS` rows (a dtype is the column's) |
 | exact | anything else | GX on the whole frame, loaded into pandas |
 
