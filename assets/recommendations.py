@@ -1,7 +1,9 @@
 """The nightly recommendation tables, gated and published as an immutable snapshot."""
 
-from dataclasses import asdict
-from datetime import datetime, time, timedelta
+import logging
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
 
 import polars as pl
 from dagster import (
@@ -11,6 +13,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     BackfillPolicy,
+    DagsterLogManager,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -19,6 +22,7 @@ from dagster import (
 from assets.dbt_args import landing_window
 from assets.partitions import daily_partitions
 from assets.resources import EmbeddingEncoder, RecommenderSettings, ShopguideHome
+from core.settings import Paths
 from embeddings.store import PRODUCT_TABLE, USER_TABLE, connect, open_table, read_table
 from evaluation.champion import Candidate, Verdict, candidate_from_manifest, challenge
 from evaluation.data import load_shop_data
@@ -30,7 +34,7 @@ from recommendations.model_store import model_for_run, model_root
 from recommendations.shop import ShopData
 from recommendations.tables import recommendation_tables
 from serving import PublishBlocked, serving_root
-from serving.gate import GateContext, evaluate_gate
+from serving.gate import GateContext, GateResult, evaluate_gate
 from serving.publish import current_snapshot, publish_tables
 from serving.snapshots import read_manifest
 
@@ -78,57 +82,106 @@ def published_recommendations(
 ) -> MaterializeResult:
     paths = shopguide.paths()
     first, last = landing_window(context.partition_time_window.start, context.partition_time_window.end)
+    step = build_and_publish(paths, recommender, encoder.half_life_days, last, context.log)
+    # The gate's great-expectations results join the data-quality history and Data Docs.
+    record_expectations(paths, step.gate.expectations, context.run.run_id, window_key(first, last))
+    return _result(
+        step.snapshot_id,
+        step.gate,
+        step.published,
+        step.verdict,
+        step.tables,
+        recommender.canary_percent,
+        step.excluded,
+        step.model_id,
+    )
+
+
+@dataclass
+class PublishStep:
+    """What one night's tables came to: the snapshot (None when champion/challenger blocked
+    it), its gate, whether shoppers see it, and what the asset reports."""
+
+    snapshot_id: str | None
+    gate: GateResult
+    published: bool
+    verdict: Verdict
+    tables: dict[str, pl.DataFrame]
+    excluded: int
+    model_id: str
+
+
+def build_and_publish(
+    paths: Paths,
+    recommender: RecommenderSettings,
+    half_life_days: float,
+    last: date,
+    log: logging.Logger | DagsterLogManager,
+    root: Path | None = None,
+) -> PublishStep:
+    """The step without Dagster: tonight's tables from everything up to the end of landing
+    day `last`, champion/challenger, the gate, and the snapshot written to `root` (default
+    the home's serving folder) and published or canaried when both pass."""
     as_of = datetime.combine(last + timedelta(days=1), time())  # end of the last landing day, UTC
     data = load_shop_data(paths, before=as_of)
-    products, product_vectors, users, events = data.products, data.product_vectors, data.users, data.events
     db = connect(paths.lancedb_uri)
+    # The shoppers' vectors as one matrix at once: the frame LanceDB gave (a million 384-float
+    # lists, 1.5 GB) is not kept for the rest of the step.
     user_vectors = read_table(db, USER_TABLE)
     if user_vectors is None:
         user_vectors = pl.DataFrame(schema={"user_id": pl.Utf8, "vector": pl.List(pl.Float32)})
+    user_vectors = VectorsById.from_frame(user_vectors, "user_id")
     exclusions = load_exclusions(paths.home)
-    config = recommender.config(set(exclusions), encoder.half_life_days)
+    config = recommender.config(set(exclusions), half_life_days)
     inputs = build_inputs(
-        products,
-        product_vectors,
-        users,
-        VectorsById.from_frame(user_vectors, "user_id"),
-        events,
+        data.products,
+        data.product_vectors,
+        data.users,
+        user_vectors,
+        data.events,
         as_of,
         set(config.excluded_product_ids),
         config.history_half_life_days,
         config.popularity_half_life_days,
         data.interaction_weights,
     )
+    del user_vectors  # inputs.user_matrix holds them, in the shoppers' order
     candidate = Candidate(config, recommender.ranker_settings())
     model, trained_now = model_for_run(
         data, as_of, config, candidate.ranker, model_root(paths.home), recommender.ranker_max_model_age_days
     )
-    context.log.info(
+    log.info(
         f"ranker {model.model_id} ({'trained in this run' if trained_now else 'saved'}; "
         f"cold start: {model.cold_start['list']})"
     )
-    tables = recommendation_tables(inputs, config, model)
-    not_recommendable = set(inputs.products.filter(~pl.Series(inputs.recommendable))["product_id"].to_list())
+    root = root or serving_root(paths)
+    verdict = _challenge(root, data, candidate, recommender, last)
+    (log.info if verdict.passed else log.error)(f"champion/challenger: {verdict.message}")
     purchased = None
     if not config.allow_repurchase:
         purchased = (
-            events.filter(pl.col("event_type") == "purchase", pl.col("user_id").is_not_null())
+            data.events.filter(pl.col("event_type") == "purchase", pl.col("user_id").is_not_null())
             .select("user_id", "product_id")
             .unique()
         )
     gate_context = GateContext(
-        active_user_ids=users["user_id"].to_list(),
-        excluded_product_ids=not_recommendable,
+        active_user_ids=data.users["user_id"],
+        excluded_product_ids=inputs.products.filter(~pl.Series(inputs.recommendable))["product_id"],
         excluded_pairs=purchased,
     )
-    root = serving_root(paths)
-    verdict = _challenge(root, data, candidate, recommender, last)
-    (context.log.info if verdict.passed else context.log.error)(f"champion/challenger: {verdict.message}")
+    vectors = data.product_vectors
+    fingerprint = vectors["model_fingerprint"][0] if vectors.height else None
+    # The event log (10M rows at 10M events) is not needed past training and champion/
+    # challenger, nor the inputs past the tables: neither is held while the tables are
+    # gated and written.
+    del data, vectors
+    tables = recommendation_tables(inputs, config, model)
+    del inputs
     manifest = {
         "champion_challenger": verdict.to_dict(),
         "partition_date": last.isoformat(),
         "embedding_version": open_table(db, PRODUCT_TABLE).version,
-        "model_fingerprint": product_vectors["model_fingerprint"][0] if product_vectors.height else None,
+        "model_fingerprint": fingerprint,
         "config": config.model_dump(mode="json"),
         "ranker_model_id": model.model_id,
         "ranker_settings": asdict(candidate.ranker),
@@ -138,10 +191,7 @@ def published_recommendations(
         # Nothing is written: shoppers keep the published version; the gate is still computed
         # so the UI shows whether the candidate would have passed it.
         gate = evaluate_gate(tables, gate_context, recommender.gate_thresholds())
-        record_expectations(paths, gate.expectations, context.run.run_id, window_key(first, last))
-        return _result(
-            None, gate, False, verdict, tables, recommender.canary_percent, len(exclusions), model.model_id
-        )
+        return PublishStep(None, gate, False, verdict, tables, len(exclusions), model.model_id)
     try:
         outcome = publish_tables(
             root,
@@ -154,20 +204,9 @@ def published_recommendations(
         snapshot_id, gate, published = outcome.snapshot_id, outcome.gate, True
     except PublishBlocked as blocked:
         # The candidate stays on disk for inspection; shoppers keep the current version.
-        context.log.error(str(blocked))
+        log.error(str(blocked))
         snapshot_id, gate, published = blocked.snapshot_id, blocked.gate, False
-    # The gate's great-expectations results join the data-quality history and Data Docs.
-    record_expectations(paths, gate.expectations, context.run.run_id, window_key(first, last))
-    return _result(
-        snapshot_id,
-        gate,
-        published,
-        verdict,
-        tables,
-        recommender.canary_percent,
-        len(exclusions),
-        model.model_id,
-    )
+    return PublishStep(snapshot_id, gate, published, verdict, tables, len(exclusions), model.model_id)
 
 
 def _challenge(root, data: ShopData, candidate: Candidate, recommender, last) -> Verdict:

@@ -199,7 +199,14 @@ class GateInput:
     @cached_property
     def list_lengths(self) -> pl.DataFrame:
         """Items per user list (`user_id`, `n`): the rows with a product; 0 for an empty list."""
-        return self.user_recommendations.group_by("user_id").agg(n=pl.col("product_id").is_not_null().sum())
+        # Lazy, so that only the two columns are read: eager, the grouping of a million
+        # shoppers' 28M rows held 2.8 GB more at the gate's peak.
+        return (
+            self.user_recommendations.lazy()
+            .group_by("user_id")
+            .agg(n=pl.col("product_id").is_not_null().sum())
+            .collect()
+        )
 
     @cached_property
     def users_with_list(self) -> pl.DataFrame:
@@ -368,9 +375,11 @@ def fallback_share(g: GateInput) -> GateCheck:
     """Few users get fallback lists only (no item with source `personal`)."""
     threshold = g.thresholds.max_fallback_share
     personal = (
-        g.user_recommendations.filter(pl.col("product_id").is_not_null())
+        g.user_recommendations.lazy()  # the three columns only, not a filtered copy of the table
+        .filter(pl.col("product_id").is_not_null())
         .group_by("user_id")
         .agg(personal=(pl.col("source") == "personal").any())
+        .collect()
     )
     n_fallback = personal.filter(~pl.col("personal")).height
     share = _share(n_fallback, personal.height)
@@ -397,9 +406,11 @@ def overlap_with_current(g: GateInput) -> GateCheck:
 
     def top(df: pl.DataFrame) -> pl.DataFrame:
         return (
-            df.filter(pl.col("product_id").is_not_null() & (pl.col("rank") <= t.overlap_top_k))
+            df.lazy()  # the three columns only, not a filtered copy of the table
+            .filter(pl.col("product_id").is_not_null() & (pl.col("rank") <= t.overlap_top_k))
             .select(pl.col("user_id").cast(pl.String), pl.col("product_id").cast(pl.String))
             .unique()
+            .collect()
         )
 
     new, old = top(g.user_recommendations), top(current)
@@ -503,13 +514,31 @@ def great_expectations(candidate: dict[str, pl.DataFrame]) -> tuple[GateCheck, l
 
 
 def _duplicates(name: str, df: pl.DataFrame, list_keys: list[str], item: str) -> GateCheck:
-    """Within one list: an item twice, or a rank twice."""
-    items = df.filter(pl.col(item).is_not_null())
-    dup_items = items.height - items.select([*list_keys, item]).unique().height
-    dup_ranks = df.height - df.select([*list_keys, "rank"]).unique().height
+    """Within one list: an item twice, or a rank twice (the rows less the distinct rows)."""
+    items = df.lazy().filter(pl.col(item).is_not_null())
+    n_items = items.select(pl.len()).collect().item()
+    dup_items = n_items - _distinct_rows(items, [*list_keys, item])
+    dup_ranks = df.height - _distinct_rows(df.lazy(), [*list_keys, "rank"])
     total = dup_items + dup_ranks
     message = f"{dup_items} repeated {item} within a list, {dup_ranks} repeated ranks within a list"
     if dup_items:
+        items = df.filter(pl.col(item).is_not_null())
         example = items.filter(pl.struct([*list_keys, item]).is_duplicated()).row(0, named=True)
         message += f" (e.g. {example[list_keys[0]]} / {example[item]})"
     return GateCheck(name, total == 0, total, 0, "==", message)
+
+
+def _distinct_rows(frame: pl.LazyFrame, columns: list[str]) -> int:
+    """How many distinct rows `columns` hold (nulls equal to nulls), exactly.
+
+    First from one 64-bit hash a row: when the hashes are all distinct, so are the rows, and
+    that is every clean night. Only when two rows hash alike (a real repeat, or a collision:
+    about 1 in 50,000 nights at 28M rows) are the rows counted list by list, exactly. A
+    million shoppers' lists are 28M rows: unique() over their keys held 5 GB at the gate's
+    peak, the per-list count 2 GB, the hashes 0.5 GB."""
+    rows, hashes = frame.select(pl.len(), pl.struct(columns).hash().n_unique()).collect().row(0)
+    if hashes == rows:
+        return rows
+    keys, rest = columns[:-1], columns[-1]  # the list's keys, then its item or rank
+    per_list = frame.group_by(keys).agg(pl.col(rest).n_unique()).select(pl.col(rest).sum())
+    return per_list.collect().item() or 0

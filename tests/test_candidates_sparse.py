@@ -14,6 +14,7 @@ import pytest
 import scipy.sparse as sp
 
 import recommendations.candidates as candidates_module
+import recommendations.parallel as parallel_module
 import recommendations.signals as signals_module
 from recommendations.candidates import CandidateLimits, Generators, title_neighbours
 from recommendations.config import RecommendationConfig
@@ -104,6 +105,24 @@ def test_several_target_sets_from_one_pass_equal_one_pass_each():
             assert np.array_equal(index.indices, alone.indices) and np.array_equal(index.indptr, alone.indptr)
         assert set(together[1].indices.tolist()) <= set(np.flatnonzero(new).tolist())
     assert nearest_neighbours_among(vectors, [], 5) == []
+
+
+def test_neighbour_blocks_side_by_side_give_the_serial_loops_values_bit_for_bit(monkeypatch):
+    # The blocks of rows run on worker threads (recommendations.parallel); each is the same
+    # product of the same shapes as in a serial loop, so the indexes must be identical, not
+    # merely close: the ranker's candidates and the published tables are built from them.
+    rng = np.random.default_rng(11)
+    vectors = rng.standard_normal((300, 24)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    recommendable = rng.random(300) < 0.9
+    new = recommendable & (rng.random(300) < 0.2)
+    cells = 7 * int(recommendable.sum())  # 7 rows a block: 43 blocks, the last one shorter
+    side_by_side = nearest_neighbours_among(vectors, [recommendable, new], 8, cells=cells)
+    monkeypatch.setattr(parallel_module, "MAX_WORKERS", 1)  # one block after the other
+    serial = nearest_neighbours_among(vectors, [recommendable, new], 8, cells=cells)
+    for a, b in zip(side_by_side, serial, strict=True):
+        assert np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
+        assert a.data.tobytes() == b.data.tobytes()
 
 
 def test_cooccurrence_rows_keep_their_strongest_neighbours_under_a_pairs_budget(monkeypatch):

@@ -163,3 +163,44 @@ def test_evaluate_gate_runs_every_check_in_order_then_the_expectations():
     assert [c.name for c in result.failed] == ["fallback_share"]
     without = evaluate_gate(tables, context, GateThresholds(expectations=False))
     assert [c.name for c in without.checks] == [check.__name__ for check in CHECKS]
+
+
+def test_duplicates_are_counted_as_the_rows_less_the_distinct_ones():
+    # _duplicates counts distinct rows from their hashes, and list by list when two hash
+    # alike (no copy of a 28M-row table's keys); the definition it must keep: rows less
+    # distinct (list, item) rows among those with an item, and rows less distinct
+    # (list, rank) rows, nulls equal to nulls.
+    frame = pl.DataFrame(
+        {
+            "user_id": ["a", "a", "a", "a", None, None, "b", "b", "c"],
+            "rank": [1, 1, None, None, None, 2, None, 3, 1],
+            "product_id": ["p", None, "p", None, "q", "q", "r", "s", None],
+        }
+    )
+    items = frame.filter(pl.col("product_id").is_not_null())
+    repeated_items = items.height - items.select("user_id", "product_id").unique().height
+    repeated_ranks = frame.height - frame.select("user_id", "rank").unique().height
+    assert (repeated_items, repeated_ranks) == (2, 2)  # a/p and null/q; a/1 and a/null
+    check = gate._duplicates("dups", frame, ["user_id"], "product_id")
+    assert check.observed == repeated_items + repeated_ranks and not check.passed
+    assert check.message.startswith("2 repeated product_id within a list, 2 repeated ranks within a list")
+    clean = frame.filter(pl.col("user_id").is_in(["b", "c"]))
+    assert gate._duplicates("dups", clean, ["user_id"], "product_id").observed == 0
+
+
+def test_distinct_rows_are_counted_exactly_when_hashes_collide(monkeypatch):
+    # Equal hashes for distinct rows (a collision, forced here) must not count as a repeat:
+    # the exact count decides.
+    frame = pl.DataFrame({"user_id": ["a", "a", "b", None], "rank": [1, 2, 1, None]}).lazy()
+    assert gate._distinct_rows(frame, ["user_id", "rank"]) == 4
+
+    class Colliding:
+        def __init__(self, columns):
+            self.columns = columns
+
+        def hash(self):
+            return pl.lit(7, dtype=pl.UInt64)
+
+    monkeypatch.setattr(gate.pl, "struct", Colliding)
+    assert gate._distinct_rows(frame, ["user_id", "rank"]) == 4
+    assert gate._distinct_rows(pl.concat([frame, frame.head(1)]), ["user_id", "rank"]) == 4

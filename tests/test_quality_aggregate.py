@@ -8,13 +8,22 @@ from datetime import date, datetime
 
 import duckdb
 import great_expectations.expectations as gxe
+import polars as pl
 import pytest
 from test_quality import CORRUPTIONS, DAY, FCT_EVENTS_SQL, NOW, PRODUCTS_SQL, _event, _warehouse_with
 
-from quality.aggregate import AGGREGATED, EXACT, FRAME, SAMPLED, how_evaluated, validate_query
+from quality.aggregate import AGGREGATED, EXACT, FRAME, SAMPLED, how_evaluated, validate_frame, validate_query
 from quality.docs import build_data_docs, site_dir
 from quality.frames import EVENTS_SQL, RAW_EVENTS_SQL, raw_events_frame
-from quality.suites import ERROR, Suite, error, events_suite, products_suite, raw_events_suite
+from quality.suites import (
+    ERROR,
+    Suite,
+    error,
+    events_suite,
+    products_suite,
+    raw_events_suite,
+    recommendation_suites,
+)
 from quality.validate import validate
 
 
@@ -220,3 +229,69 @@ def test_data_docs_say_how_an_aggregated_validation_was_evaluated(tmp_path):
     assert "Status: Failed" in text and "Unsuccessful Expectations 1 " in text
     assert "10 aggregated (exact counts over every row, in DuckDB); 1 sampled (column type" in text
     assert "500000.0 1" in text  # the unexpected value and its count, as GX renders them
+
+
+# The publish gate's suites on polars frames (quality.aggregate.validate_frame) ------------------
+
+
+def _user_lists(users: int = 40, k: int = 5) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "user_id": [f"u{n:03d}" for n in range(users) for _ in range(k)],
+            "rank": [r for _ in range(users) for r in range(1, k + 1)],
+            "score": [float(users * k - n) for n in range(users * k)],
+            "reason": ["popular right now"] * (users * k),
+        }
+    )
+
+
+def _with(frame: pl.DataFrame, row: int, **values) -> pl.DataFrame:
+    return frame.with_columns(
+        [pl.when(pl.int_range(pl.len()) == row).then(pl.lit(v)).otherwise(pl.col(c)).alias(c) for c, v in values.items()]
+    )
+
+
+USER_LIST_DEFECTS = {
+    "clean": lambda f: f,
+    "a rank twice": lambda f: _with(f, 7, rank=2),  # u001's rank 2 twice
+    "two keys twice, far apart": lambda f: _with(_with(f, 151, rank=1), 12, user_id="u001"),  # u030/1, u001/3
+    "a list repeated": lambda f: pl.concat([f, f.slice(100, 5)]),
+    "a null user": lambda f: _with(f, 3, user_id=None),
+    "NaN and infinite scores": lambda f: _with(_with(f, 9, score=float("nan")), 19, score=float("inf")),
+    "no reason": lambda f: _with(f, 33, reason=None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(USER_LIST_DEFECTS))
+def test_the_user_list_suite_on_a_polars_frame_equals_gx_on_pandas(name):
+    suite = recommendation_suites()[0]
+    frame = USER_LIST_DEFECTS[name](_user_lists())
+    assert {how_evaluated(e) for e in suite.expectations} == {AGGREGATED}
+    on_frame, in_duckdb = validate(suite, frame), validate_frame(suite, frame)
+    assert outcomes(in_duckdb) == outcomes(on_frame)
+    assert in_duckdb.rows_checked == on_frame.rows_checked == frame.height
+    assert (name == "clean") == in_duckdb.passed()
+
+
+def test_a_compound_key_ignores_rows_whose_values_are_all_missing():
+    # GX's default domain for a compound key leaves out rows whose key is wholly missing;
+    # a row missing one value still counts (and equals another such row, as in pandas).
+    suite = Suite("keys", [error(gxe.ExpectCompoundColumnsToBeUnique, column_list=["user_id", "rank"])])
+    frame = pl.DataFrame(
+        {"user_id": ["a", "a", None, None, "b", "b", None], "rank": [1, 2, None, None, None, None, 4]}
+    )
+    on_frame, in_duckdb = validate(suite, frame), validate_frame(suite, frame)
+    assert [o.success for o in in_duckdb.outcomes] == [o.success for o in on_frame.outcomes] == [False]
+    # pandas holds the missing rank as NaN, which never equals itself in its example counts:
+    # the verdict and the counts agree, the examples say None where pandas says nan.
+    assert on_frame.outcomes[0].observed_value.startswith("2 of 7 rows unexpected (2 null, not judged)")
+    assert in_duckdb.outcomes[0].observed_value == (
+        "2 of 7 rows unexpected (2 null, not judged), e.g. ('b', None) ×2"
+    )
+
+
+def test_a_repeated_key_deep_in_a_large_user_table_is_found_with_its_example():
+    frame = _user_lists(users=30_000, k=10)  # 300,000 rows
+    frame = _with(frame, 271_234, rank=3)  # u27123's rank 5 becomes a second rank 3
+    run = validate_frame(recommendation_suites()[0], frame)
+    assert [o.observed_value for o in run.failures()] == ["2 of 300000 rows unexpected, e.g. ('u27123', 3) ×2"]
