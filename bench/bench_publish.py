@@ -195,7 +195,9 @@ def run_step(home: Path, serving: Path) -> dict:
     # The backfill's last partition: the newest landing day.
     last = max(date.fromisoformat(p.name) for p in paths.landing.iterdir() if DAY.match(p.name))
     log = logging.getLogger("bench_publish")
-    step = build_and_publish(paths, RecommenderSettings(), EmbeddingEncoder().half_life_days, last, log, serving)
+    step = build_and_publish(
+        paths, RecommenderSettings(), EmbeddingEncoder().half_life_days, last, log, serving
+    )
     return {
         "partition_date": last.isoformat(),
         "model": step.model_id,
@@ -211,8 +213,8 @@ def run_step(home: Path, serving: Path) -> dict:
 def print_report(report: dict) -> None:
     print(f"publish step on {report['home']} ({report['outcome']['row_counts']})")
     print(
-        f"total {report['wall_s']:.1f} s wall, {report['cpu_s']:.1f} s CPU, peak RSS {report['peak_gb']:.2f} GB "
-        f"(VmHWM), load {report['load_start']} -> {report['load_end']}"
+        f"total {report['wall_s']:.1f} s wall, {report['cpu_s']:.1f} s CPU, "
+        f"peak RSS {report['peak_gb']:.2f} GiB (VmHWM), load {report['load_start']} -> {report['load_end']}"
     )
     print(f"{'phase':<48}{'calls':>6}{'wall s':>10}{'CPU s':>10}{'RSS in':>9}{'peak':>8}{'out':>8}")
     for p in report["phases"]:

@@ -15,7 +15,7 @@ How each expectation is evaluated (docs/data-quality.md):
 
 | kind | expectations | how |
 |---|---|---|
-| aggregated | (not) null, in or not in a set, between, unique, a compound key unique | exact counts over all rows, judged by GX |
+| aggregated | (not) null, in or not in a set, between, unique, compound unique | exact counts, judged by GX |
 | sampled | values in a type list | GX on the first `SAMPLE_ROWS` rows (a dtype is the column's) |
 | exact | anything else | GX on the whole frame, loaded into pandas |
 
@@ -281,8 +281,12 @@ def _compound_unique(con, e, types: dict, result_format: dict) -> dict:
         nulls = [_null_test(prefix + _quote(c), types[c]) for c in columns]
         return f"not ({joiner.join(nulls)})" if joiner else "true"
 
-    repeated = f"select {keys}, count(*) as n from {FRAME} where {domain()} group by {keys} having count(*) > 1"
-    total, kept = con.execute(f"select count(*), count(*) filter (where {domain()}) from {FRAME}").fetchall()[0]
+    repeated = (
+        f"select {keys}, count(*) as n from {FRAME} where {domain()} group by {keys} having count(*) > 1"
+    )
+    total, kept = con.execute(f"select count(*), count(*) filter (where {domain()}) from {FRAME}").fetchall()[
+        0
+    ]
     bad = con.execute(f"select coalesce(sum(n), 0) from ({repeated})").fetchall()[0][0]
     examples = []
     if bad:

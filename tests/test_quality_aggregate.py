@@ -247,7 +247,10 @@ def _user_lists(users: int = 40, k: int = 5) -> pl.DataFrame:
 
 def _with(frame: pl.DataFrame, row: int, **values) -> pl.DataFrame:
     return frame.with_columns(
-        [pl.when(pl.int_range(pl.len()) == row).then(pl.lit(v)).otherwise(pl.col(c)).alias(c) for c, v in values.items()]
+        [
+            pl.when(pl.int_range(pl.len()) == row).then(pl.lit(v)).otherwise(pl.col(c)).alias(c)
+            for c, v in values.items()
+        ]
     )
 
 
@@ -294,4 +297,6 @@ def test_a_repeated_key_deep_in_a_large_user_table_is_found_with_its_example():
     frame = _user_lists(users=30_000, k=10)  # 300,000 rows
     frame = _with(frame, 271_234, rank=3)  # u27123's rank 5 becomes a second rank 3
     run = validate_frame(recommendation_suites()[0], frame)
-    assert [o.observed_value for o in run.failures()] == ["2 of 300000 rows unexpected, e.g. ('u27123', 3) ×2"]
+    assert [o.observed_value for o in run.failures()] == [
+        "2 of 300000 rows unexpected, e.g. ('u27123', 3) ×2"
+    ]
