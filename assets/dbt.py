@@ -16,15 +16,8 @@ from assets.dbt_args import dbt_build_args, dbt_window_env, landing_days, landin
 from assets.dbt_project import dbt_project
 from assets.partitions import daily_partitions
 from assets.resources import ShopguideHome
-from core.imports import import_in_background
 from warehouse.lake import check_spark_runtime, export_event_log
 from warehouse.store import connect
-
-# The libraries of the steps after dbt (vectors, ranker, report), imported while dbt runs in
-# its own process: ~4 s of imports (sentence-transformers alone 2.5 s) that a new day would
-# otherwise pay on its critical path. Only a speed hint: a name missing here costs time, not
-# correctness.
-AFTER_DBT_IMPORTS = ("sentence_transformers", "lightgbm", "implicit.cpu.als", "matplotlib.figure")
 
 
 class ShopDbtTranslator(DagsterDbtTranslator):
@@ -56,14 +49,10 @@ def shop_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, shopgui
             rows = export_event_log(con, paths.lake, landing_days(first, last))
         context.log.info(f"event log {first}..{last}: {rows} rows exported to {paths.lake} for Spark")
     context.log.info(f"dbt build on {target} over landing days {first}..{last}")
-    ahead = import_in_background(AFTER_DBT_IMPORTS)
-    try:
-        # The dbt process copies this process's environment when it starts (inside `cli`).
-        with environment(dbt_window_env(first, last)):
-            invocation = dbt.cli(dbt_build_args(target), context=context)
-        yield from invocation.stream()
-    finally:
-        ahead.join()  # the next steps import these themselves: never two threads at once
+    # The dbt process copies this process's environment when it starts (inside `cli`).
+    with environment(dbt_window_env(first, last)):
+        invocation = dbt.cli(dbt_build_args(target), context=context)
+    yield from invocation.stream()
 
 
 @contextmanager

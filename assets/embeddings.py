@@ -37,11 +37,12 @@ def vector_checks(batches: Iterable[np.ndarray], dimension: int, prefix: str) ->
     for vectors in batches:
         if vectors.size == 0:
             continue
-        widths.add(int(vectors.shape[1]) if vectors.ndim == 2 else -1)
+        widths.add(int(vectors.shape[1]))
         has_nan = has_nan or bool(np.isnan(vectors).any())
         errors = np.abs(np.linalg.norm(vectors, axis=1) - 1.0)
         worst = max(worst, float(np.max(errors)))  # NaN compares false below: it fails too
-    actual = widths.pop() if len(widths) == 1 else (dimension if not widths else -1)
+    # No vectors yet: nothing contradicts the dimension. Mixed widths: -1.
+    actual = dimension if not widths else (widths.pop() if len(widths) == 1 else -1)
     return [
         AssetCheckResult(
             check_name=f"{prefix}_no_nan",
@@ -217,8 +218,8 @@ def user_embeddings(
         encoder.half_life_days,
         interaction_weights(),
     )
-    products = read_table(db, PRODUCT_TABLE)
-    dimension = len(products["vector"][0]) if products is not None and products.height else 0
+    first_block = next(vector_batches(db, PRODUCT_TABLE, batch_rows=1), None)
+    dimension = first_block.shape[1] if first_block is not None else 0
     return MaterializeResult(
         metadata={
             "dagster/row_count": result.total_vectors,

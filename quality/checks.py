@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from pathlib import Path
 
+import polars as pl
+
 from quality.aggregate import validate_frame, validate_query
 from quality.docs import build_data_docs
 from quality.frames import EVENTS_SQL, RAW_EVENTS_SQL, embeddings_frame, products_frame, volume_frame
@@ -74,7 +76,7 @@ def check_recommendations(tables: dict, now: datetime | None = None) -> list[Sui
         table = tables.get(suite.name)
         if table is None:
             continue
-        if hasattr(table, "to_arrow") and not hasattr(table, "iloc"):  # polars
+        if isinstance(table, pl.DataFrame):
             runs.append(validate_frame(suite, table, checked_at=now))
         else:
             runs.append(validate(suite, table, checked_at=now))
