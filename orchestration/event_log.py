@@ -17,6 +17,7 @@ one by one (EventMethods.handle_new_event), so a batch is never half-written.
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -31,6 +32,9 @@ from dagster._serdes import ConfigurableClassData, serialize_value
 
 from orchestration.planned_subsets import PartitionSubsetPlanning
 
+# Databases held open at once (orchestration/event_log.py `_hold_open`): a run writes its own
+# database and the index; the rest is room for a webserver or daemon that reads a few runs.
+HELD_OPEN = 4
 MATERIALIZATION = DagsterEventType.ASSET_MATERIALIZATION.value
 # The event kinds that write the asset's row (SqlEventLogStorage._get_asset_entry_values).
 ENTRY_KINDS = frozenset(
@@ -50,6 +54,7 @@ class BatchedSqliteEventLogStorage(PartitionSubsetPlanning, SqliteEventLogStorag
         self._batch = threading.local()  # before super(): its __init__ connects already
         self._tables_seen: set[str] = set()
         self._asset_key_index_cols = False
+        self._held: dict[str, sqlite3.Connection] = {}  # insertion order: oldest first
         super().__init__(base_dir, inst_data)
         # The stock lock serialises connections; a batch holds the run's and the index's
         # connections open together in one thread, so that thread must be able to re-enter.
@@ -90,7 +95,37 @@ class BatchedSqliteEventLogStorage(PartitionSubsetPlanning, SqliteEventLogStorag
         with super()._connect(shard) as conn:
             # Before the transaction's first statement: SQLite is still in autocommit there.
             conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+            self._hold_open(shard)
             yield conn
+
+    def _hold_open(self, shard: str) -> None:
+        """Keep one idle connection to the shard's database for as long as the storage lives.
+        Every event outside a batch opens and closes a connection (the stock storage's); when
+        the one closing is the database's last, SQLite checkpoints the WAL into the database,
+        syncs and deletes it, and the next event creates it again: ~15 ms an event, seconds of
+        a new day's run. With this connection open no other is ever the last, and the WAL is
+        checkpointed as it grows (every 1,000 pages), as SQLite does for long-lived connections.
+        It holds no lock between statements, so readers and writers elsewhere are unaffected."""
+        if shard in self._held:
+            return
+        held = sqlite3.connect(self.path_for_shard(shard), check_same_thread=False)
+        held.execute("SELECT count(*) FROM sqlite_master").fetchall()  # attaches to the WAL
+        self._held[shard] = held
+        while len(self._held) > HELD_OPEN:
+            self._held.pop(next(iter(self._held))).close()
+
+    def _release_held(self) -> None:
+        with self._db_lock:
+            while self._held:
+                self._held.popitem()[1].close()
+
+    def wipe(self) -> None:
+        self._release_held()  # the run databases are deleted: let go of them first
+        super().wipe()
+
+    def dispose(self) -> None:
+        self._release_held()  # the last close checkpoints the WAL: the files are left tidy
+        super().dispose()
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         if len(events) < 2 or getattr(self._batch, "connections", None) is not None:
