@@ -5,7 +5,7 @@ users of them: the content generator of the per-user lists and similar products 
 products × products pass on its own, 7.7 TFLOP at 100k products and 384 dimensions).
 
 The per-user table is built last, when the other tables are done: at a million shoppers it
-is the largest thing the step holds, and similar products' own pass (1 GB at 100k products)
+is the largest thing the step holds, and similar products' own pass (1-1.6 GiB at 100k products)
 then never runs on top of it. The nightly run has it written to disk block by block
 (`spill`) and reads it back once the inputs are let go (assets/recommendations.py).
 """
