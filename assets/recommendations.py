@@ -142,6 +142,7 @@ def build_and_publish(
     root = root or serving_root(paths)
     verdict = _challenge(root, data, candidate, recommender, last)
     (log.info if verdict.passed else log.error)(f"champion/challenger: {verdict.message}")
+    release_free_memory()  # what training freed (0.8 GiB more resident at 10M events than without)
     db = connect(paths.lancedb_uri)
     # The shoppers' vectors as one matrix at once: the frame LanceDB gave (a million 384-float
     # lists, 1.5 GB) is not kept for the rest of the step.
