@@ -149,6 +149,8 @@ def instrument(rec: Recorder, train: bool) -> None:
     rec.wrap(recommendations.model_store, "fit_ranker", "train ranker (fit_ranker)")
     rec.wrap(recommendations.tables, "title_neighbours", "title neighbours")
     rec.wrap(recommendations.tables, "ranked_user_table", "user table (ranked_user_table)")
+    rec.wrap(recommendations.tables, "write_ranked_user_table", "user table to disk (blocks)")
+    rec.wrap(step, "read_user_table", "user table read back (read_user_table)")
     rec.wrap(recommendations.tables, "similar_products", "similar products")
     rec.wrap(recommendations.tables, "popular_tables", "popular tables")
     rec.wrap(recommendations.user_lists.Generators, "fit", "generators fit")

@@ -85,21 +85,6 @@ def build_inputs(
 
     people = users.select("user_id", "country").sort("user_id").with_row_index("user_row")
     people = people.with_columns(pl.col("user_row").cast(pl.Int64))
-    dimension = product_matrix.shape[1]
-    user_matrix = np.zeros((people.height, dimension), dtype=np.float32)
-    has_vector = np.zeros(people.height, dtype=bool)
-    if len(user_vectors.ids):
-        located = people.join(
-            pl.DataFrame({"user_id": user_vectors.ids, "source": np.arange(len(user_vectors.ids))}),
-            on="user_id",
-            how="inner",
-        )
-        positions, sources = located["user_row"].to_numpy(), located["source"].to_numpy()
-        for start in range(0, len(positions), COPY_BLOCK):  # no full-size temporary copy
-            block = slice(start, start + COPY_BLOCK)
-            user_matrix[positions[block]] = user_vectors.matrix[sources[block]]
-        has_vector[positions] = True
-
     # Lazy: each input below reads only its columns and rows of the log, so no full-width
     # copy of a shop's ten million events is ever held (polars fuses filter, join and select).
     events = (
@@ -152,6 +137,27 @@ def build_inputs(
         as_of,
         popularity_half_life_days,
     )
+    history = sparse_user_product(weights, people.height, catalog.height, "weight")
+    purchased = sparse_user_product(bought, people.height, catalog.height, "one")
+    cooccurrence = cooccurrence_matrix(baskets, catalog.height)
+    del weights, bought, baskets
+    # The shoppers' matrix last, once the event log's intermediates are freed: with the
+    # caller's copy of the vectors it is two matrices (1.5 GB each at a million shoppers),
+    # which on top of those intermediates made this function's peak.
+    dimension = product_matrix.shape[1]
+    user_matrix = np.zeros((people.height, dimension), dtype=np.float32)
+    has_vector = np.zeros(people.height, dtype=bool)
+    if len(user_vectors.ids):
+        located = people.join(
+            pl.DataFrame({"user_id": user_vectors.ids, "source": np.arange(len(user_vectors.ids))}),
+            on="user_id",
+            how="inner",
+        )
+        positions, sources = located["user_row"].to_numpy(), located["source"].to_numpy()
+        for start in range(0, len(positions), COPY_BLOCK):  # no full-size temporary copy
+            block = slice(start, start + COPY_BLOCK)
+            user_matrix[positions[block]] = user_vectors.matrix[sources[block]]
+        has_vector[positions] = True
     return RecInputs(
         as_of=as_of,
         products=catalog.drop("vector"),
@@ -160,9 +166,9 @@ def build_inputs(
         users=people,
         user_matrix=user_matrix,
         has_vector=has_vector,
-        history=sparse_user_product(weights, people.height, catalog.height, "weight"),
-        purchased=sparse_user_product(bought, people.height, catalog.height, "one"),
-        cooccurrence=cooccurrence_matrix(baskets, catalog.height),
+        history=history,
+        purchased=purchased,
+        cooccurrence=cooccurrence,
         popularity=popularity,
         purchases=purchases,
         orders=orders,

@@ -11,7 +11,7 @@ order go through here: the output is the same as a serial loop's, in the same or
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -42,14 +42,21 @@ def workers(memory_each: int | None = None) -> int:
     return count
 
 
-def map_in_threads(
-    function: Callable[[T], R], items: Iterable[T], memory_each: int | None = None
-) -> list[R]:
+def map_in_threads(function: Callable[[T], R], items: Iterable[T], memory_each: int | None = None) -> list[R]:
     """`[function(item) for item in items]`, the items side by side (as many as `workers`
     allows for pieces of `memory_each` bytes); the first error raised is raised here."""
+    return list(iter_in_threads(function, items, memory_each))
+
+
+def iter_in_threads(
+    function: Callable[[T], R], items: Iterable[T], memory_each: int | None = None
+) -> Iterator[R]:
+    """`map_in_threads`'s results one at a time, in order, as they are ready: a caller that
+    writes each result away holds only the few finished ahead of it, not all of them."""
     items = list(items)
     count = min(workers(memory_each), len(items))
     if count <= 1:
-        return [function(item) for item in items]
+        yield from map(function, items)
+        return
     with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(function, items))
+        yield from pool.map(function, items)

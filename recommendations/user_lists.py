@@ -3,18 +3,20 @@ on every row (see recommendations.reasons) and where it came from (`source`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
 from core.frames import sorted_by
+from core.memory import release_free_memory
 from recommendations.candidates import Generators, torch_threads
 from recommendations.config import RecommendationConfig
 from recommendations.features import FEATURES, FeatureContext
 from recommendations.inputs import RecInputs
-from recommendations.parallel import map_in_threads, workers
+from recommendations.parallel import iter_in_threads, workers
 from recommendations.personal import rank_users
 from recommendations.ranker import RankerModel, threads_for
 from recommendations.reasons import driving_family, reason_texts
@@ -79,6 +81,45 @@ def ranked_user_table(
     features are fitted on the whole of `inputs` either way, so a shopper's list does not
     depend on which other shoppers are ranked with it. `titles`: the products' nearest
     recommendable titles when the caller computed them already (candidates.title_neighbours)."""
+    frames = list(_ranked_blocks(model, inputs, config, block, user_ids, titles))
+    # Blocks are in ascending user rows, and inputs.users is sorted by user_id: the concatenation
+    # is in order already, and is then kept as it is (no copy of the whole table).
+    return sorted_by(pl.concat(frames), USER_TABLE_ORDER)
+
+
+USER_TABLE_ORDER = ["user_id", "rank"]
+
+
+def write_ranked_user_table(
+    model: RankerModel,
+    inputs: RecInputs,
+    config: RecommendationConfig,
+    folder: Path,
+    block: int = USER_BLOCK,
+    titles: sp.csr_matrix | None = None,
+) -> None:
+    """`ranked_user_table` for every known shopper, written block by block as Parquet files
+    into `folder` instead of returned; `read_user_table(folder)` gives the same table.
+
+    Why: a million shoppers' lists are 28M rows (3 GB); held whole while the inputs and the
+    fitted generators were still held, they made the publish step's peak (8.5 GiB at 10M
+    events). Written away as they come, only the blocks in flight are held."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, frame in enumerate(_ranked_blocks(model, inputs, config, block, None, titles)):
+        frame.write_parquet(folder / f"{number:06d}.parquet")
+
+
+def read_user_table(folder: Path) -> pl.DataFrame:
+    """The table `write_ranked_user_table` wrote into `folder`, its blocks in order."""
+    files = sorted(folder.glob("*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no user-table blocks in {folder}")
+    return sorted_by(pl.read_parquet(files), USER_TABLE_ORDER)
+
+
+def _ranked_blocks(model, inputs, config, block, user_ids, titles) -> Iterator[pl.DataFrame]:
+    """The per-user table's blocks in ascending user rows, each as soon as it (and every block
+    before it) is ready."""
     rows = np.arange(inputs.users.height) if user_ids is None else user_rows(inputs, user_ids)
     policy = "repurchase" if config.allow_repurchase else "new_items"
     shared = _SharedColumns(inputs)
@@ -88,17 +129,18 @@ def ranked_user_table(
     starts = range(0, max(len(rows), 1), block)  # one (empty) block for no shoppers
 
     def ranked(start: int) -> pl.DataFrame:
-        return _user_block(
+        frame = _user_block(
             model, inputs, config, policy, shared, generators, context, rows[start : start + block]
         )
+        # The block's candidates and features are freed now; without this glibc kept their
+        # pages (per worker thread), and they counted in the step's peak until it ended.
+        release_free_memory()
+        return frame
 
     # torch's thread count is process-wide: set once around the workers, so that one block's
     # torch_threads restoring it never hands another block a spinning thread pool.
     with torch_threads(generators.threads):
-        frames = map_in_threads(ranked, starts, memory_each=block_memory(model, block))
-    # Blocks are in ascending user rows, and inputs.users is sorted by user_id: the concatenation
-    # is in order already, and is then kept as it is (no copy of the whole table).
-    return sorted_by(pl.concat(frames), ["user_id", "rank"])
+        yield from iter_in_threads(ranked, starts, memory_each=block_memory(model, block))
 
 
 def balanced_block(shoppers: int, most: int, side_by_side: int) -> int:

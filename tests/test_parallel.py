@@ -61,3 +61,22 @@ def test_pieces_too_big_for_half_the_free_memory_run_one_at_a_time(monkeypatch):
     here = threading.current_thread().name
     names = parallel.map_in_threads(lambda _: threading.current_thread().name, [1, 2], memory_each=5 * 2**30)
     assert names == [here, here]
+
+
+def test_results_one_at_a_time_come_in_order_before_the_last_item_is_done(monkeypatch):
+    # The user table's blocks are written away as they come: the first result must be
+    # handed over while later items still run, in the items' order whatever finishes first.
+    monkeypatch.setattr(parallel, "workers", lambda memory_each=None: 2)
+    first_taken = threading.Event()
+
+    def last_waits_for_the_first_to_be_taken(n: int) -> int:
+        if n == 3:
+            assert first_taken.wait(timeout=5)
+        else:
+            time.sleep(0.02 * (3 - n))
+        return n * n
+
+    results = parallel.iter_in_threads(last_waits_for_the_first_to_be_taken, range(4))
+    assert next(results) == 0
+    first_taken.set()
+    assert list(results) == [1, 4, 9]

@@ -21,7 +21,12 @@ from recommendations.ranker import RankerModel, RankerSettings, cutoff_dates, fi
 from recommendations.reasons import reason_text
 from recommendations.shop import LeakageError, assert_before, inputs_as_of
 from recommendations.tables import recommendation_tables
-from recommendations.user_lists import balanced_block, ranked_user_table
+from recommendations.user_lists import (
+    balanced_block,
+    ranked_user_table,
+    read_user_table,
+    write_ranked_user_table,
+)
 from tests.shops import START, catalog, cycling_shop, one_day_shop, one_off_shop, shop
 
 CONFIG = RecommendationConfig()
@@ -206,6 +211,20 @@ def test_the_user_table_built_in_blocks_of_shoppers_equals_the_table_built_at_on
     assert inputs.users.height > 7 and whole.height > 0
     assert set(whole["source"]) >= {"personal"}
     assert whole.equals(ranked_user_table(model, inputs, config, block=3))
+
+
+def test_the_user_table_written_block_by_block_reads_back_as_the_table_built_in_memory(capped_shop, tmp_path):
+    # The nightly run writes the blocks to disk and reads them back once the inputs are freed:
+    # the same rows, values (NaN, nulls), types and order as the table held whole.
+    model, inputs, config = capped_shop
+    whole = ranked_user_table(model, inputs, config)
+    write_ranked_user_table(model, inputs, config, tmp_path / "blocks", block=3)
+    assert len(list((tmp_path / "blocks").glob("*.parquet"))) > 1
+    back = read_user_table(tmp_path / "blocks")
+    assert back.schema == whole.schema
+    assert back.equals(whole)
+    with pytest.raises(FileNotFoundError, match="no user-table blocks"):
+        read_user_table(tmp_path / "nothing")
 
 
 def test_blocks_of_shoppers_are_balanced_across_the_workers():
