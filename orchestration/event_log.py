@@ -32,7 +32,7 @@ from dagster._serdes import ConfigurableClassData, serialize_value
 
 from orchestration.planned_subsets import PartitionSubsetPlanning
 
-# Databases held open at once (orchestration/event_log.py `_hold_open`): a run writes its own
+# Databases held open at once (`_hold_open`): a run writes its own
 # database and the index; the rest is room for a webserver or daemon that reads a few runs.
 HELD_OPEN = 4
 MATERIALIZATION = DagsterEventType.ASSET_MATERIALIZATION.value

@@ -288,12 +288,9 @@ def _compound_unique(con, e, types: dict, result_format: dict) -> dict:
         nulls = [_null_test(prefix + _quote(c), types[c]) for c in columns]
         return f"not ({joiner.join(nulls)})" if joiner else "true"
 
-    repeated = (
-        f"select {keys}, count(*) as n from {FRAME} where {domain()} group by {keys} having count(*) > 1"
-    )
-    total, kept = con.execute(f"select count(*), count(*) filter (where {domain()}) from {FRAME}").fetchall()[
-        0
-    ]
+    in_domain = domain()
+    repeated = f"select {keys}, count(*) as n from {FRAME} where {in_domain} group by {keys} having n > 1"
+    total, kept = con.execute(f"select count(*), count(*) filter (where {in_domain}) from {FRAME}").fetchone()
     bad = con.execute(f"select coalesce(sum(n), 0) from ({repeated})").fetchall()[0][0]
     examples = []
     if bad:
