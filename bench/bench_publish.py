@@ -191,8 +191,10 @@ def run_step(home: Path, serving: Path) -> dict:
     """assets/recommendations.py's build_and_publish on the home's last landing day."""
     from assets.recommendations import build_and_publish
     from assets.resources import EmbeddingEncoder, RecommenderSettings
+    from core.memory import map_large_allocations
     from core.settings import Paths
 
+    map_large_allocations()  # as the code location sets it for the nightly run's process
     paths = Paths(home)
     # The backfill's last partition: the newest landing day.
     last = max(date.fromisoformat(p.name) for p in paths.landing.iterdir() if DAY.match(p.name))

@@ -119,6 +119,10 @@ class TreeSampler(threading.Thread):
         inside = [rss for t, rss in self.samples if start <= t <= end]
         return max(inside, default=0)
 
+    def first(self, start: float) -> int:
+        """The first sample at or after `start`: what a step found resident when it began."""
+        return next((rss for t, rss in self.samples if t >= start), 0)
+
 
 # ----------------------------------------------------------------------------- children
 
@@ -209,6 +213,7 @@ def run_steps(paths: Paths, child: Child, fallback_rows: int) -> dict:
                 "rows_source": "step" if step["rows"] is not None else "landed lines",
                 "rows_per_s": round(rows / seconds) if seconds > 0 else None,
                 "peak_rss_bytes": child.sampler.peak(step["start"], end),
+                "rss_at_start_bytes": child.sampler.first(step["start"]),
                 "materialisations": step["materialisations"],
                 "ok": step.get("ok", False),
             }
@@ -315,14 +320,15 @@ def say(text: str = "") -> None:
 
 def print_run(title: str, run: dict) -> None:
     say(f"  {title}: {run['seconds']:.1f} s wall, peak RSS (tree) {run['peak_rss_bytes'] / GIB:.2f} GiB")
-    say(f"    {'step':<34} {'s':>7} {'rows':>11} {'rows/s':>9} {'peak GiB':>8} {'mat.':>5}")
+    say(f"    {'step':<34} {'s':>7} {'rows':>11} {'rows/s':>9} {'in GiB':>7} {'peak GiB':>8} {'mat.':>5}")
     say(f"    {'start-up (imports, definitions)':<34} {run['startup_s'] or 0:>7.1f}")
     say(f"    {'run overhead (outside steps)':<34} {run['run_overhead_s'] or 0:>7.1f}")
     for step in run["steps"]:
         rows = f"{step['rows']:,}" + ("" if step["rows_source"] == "step" else "*")
         say(
             f"    {step['step'][:34]:<34} {step['seconds']:>7.1f} {rows:>11} "
-            f"{step['rows_per_s'] or 0:>9,} {step['peak_rss_bytes'] / GIB:>8.2f} "
+            f"{step['rows_per_s'] or 0:>9,} {step.get('rss_at_start_bytes', 0) / GIB:>7.2f} "
+            f"{step['peak_rss_bytes'] / GIB:>8.2f} "
             f"{step['materialisations']:>5}"
         )
 

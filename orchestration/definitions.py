@@ -16,9 +16,15 @@ from assets import (
 )
 from assets.quality import quality_checks
 from assets.resources import build_resources
+from core.memory import map_large_allocations
 from orchestration.jobs import evaluation_job, intraday_job, nightly_job, ranker_training_job
 from orchestration.schedules import evaluation_schedule, nightly_schedule, ranker_training_schedule
 from orchestration.sensors import intraday_sensor, landing_sensor
+
+# Every process that runs the assets loads this module (the CLI's runs, and dagster dev's code
+# server and run workers): large arrays freed by one step go back to the system instead of
+# staying resident through the next (core/memory.py).
+map_large_allocations()
 
 defs = Definitions(
     assets=load_assets_from_modules(
