@@ -163,6 +163,7 @@ def build_and_publish(
         data.interaction_weights,
     )
     del user_vectors  # inputs.user_matrix holds them, in the shoppers' order
+    log.info(f"inputs built: {inputs.users.height:,} shoppers, {inputs.products.height:,} products")
     purchased = None
     if not config.allow_repurchase:
         purchased = (
@@ -189,6 +190,7 @@ def build_and_publish(
         del inputs
         release_free_memory()
         tables = {"user_recommendations": read_user_table(Path(spill)), **tables}
+    log.info(f"tables built: {tables['user_recommendations'].height:,} shopper rows; gating them")
     manifest = {
         "champion_challenger": verdict.to_dict(),
         "partition_date": last.isoformat(),

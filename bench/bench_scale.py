@@ -149,6 +149,9 @@ def run_child(name: str, command: list[str], env: dict[str, str], log_dir: Path)
         seconds = time.perf_counter() - started
         sampler.stop()
     peak = max(sampler.peak(), sampler.root_hwm)
+    # The whole series, to place a peak inside a step (against the run's log timestamps).
+    series = "".join(f"{t:.2f}\t{rss}\n" for t, rss in sampler.samples)
+    (log_dir / f"{name}-rss.tsv").write_text("unix_time\ttree_rss_bytes\n" + series)
     return Child(name, round(seconds, 1), started_at, peak, returncode, str(log), sampler)
 
 

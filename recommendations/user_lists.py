@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from core.frames import sorted_by
 from core.memory import release_free_memory
 from recommendations.candidates import Generators, torch_threads
+from recommendations.compiled import for_scoring
 from recommendations.config import RecommendationConfig
 from recommendations.features import FEATURES, FeatureContext
 from recommendations.inputs import RecInputs
@@ -125,6 +126,7 @@ def _ranked_blocks(model, inputs, config, block, user_ids, titles) -> Iterator[p
     shared = _SharedColumns(inputs)
     generators = Generators.fit(inputs, model.settings.limits, model.settings.threads, titles)
     context = FeatureContext.build(inputs)
+    model = for_scoring(model, policy, int((np.diff(inputs.history.indptr)[rows] > 0).sum()))
     block = balanced_block(len(rows), block, workers())
     starts = range(0, max(len(rows), 1), block)  # one (empty) block for no shoppers
 
