@@ -245,7 +245,15 @@ def _result(
     snapshot_id, gate, published, verdict, tables, canary_percent, excluded, model_id
 ) -> MaterializeResult:
     recs = tables["user_recommendations"]
-    by_source = dict(recs.group_by("source").agg(pl.col("user_id").n_unique()).iter_rows())
+    # Streamed: in memory, polars' n_unique over a million shoppers' 28M rows took 4.2 GiB more
+    # (the backfill's peak at 10M events); streamed, 0.05 GiB, the same counts.
+    by_source = dict(
+        recs.lazy()
+        .group_by("source")
+        .agg(pl.col("user_id").n_unique())
+        .collect(engine="streaming")
+        .iter_rows()
+    )
     return MaterializeResult(
         metadata={
             "snapshot_id": snapshot_id or "(none: blocked by champion/challenger)",
