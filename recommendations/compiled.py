@@ -8,11 +8,11 @@ block (`fblocksize` = the number of trees), so they are summed in LightGBM's ord
 prediction is LightGBM's, bit for bit (tests/test_compiled_booster.py holds that).
 
 Compiling costs seconds, so only a night with enough shoppers to rank pays for it: below
-COMPILE_FROM_SHOPPERS (the intraday refresh, the tests' tiny shops) LightGBM predicts as
-before. Inlining the trees makes the function about twice as fast again and its compile ten
-times slower, worth it only for a large shop. Measured on the 10M shop's 300-tree booster
-(300k rows, one thread): LightGBM 1.69 CPU s; compiled 0.56 s (compile 2.3 s), inlined
-0.25 s (compile 26.6 s).
+COMPILE_FROM_SHOPPERS (an intraday refresh of a few hundred shoppers, the tests' tiny
+shops) LightGBM predicts as before. Inlining the trees makes the function about twice as
+fast again and its compile ten times slower, worth it only for a large shop. Measured on
+the 10M shop's 300-tree booster (300k rows, one thread): LightGBM 1.69 CPU s; compiled
+0.56 s (compile 2.3 s), inlined 0.25 s (compile 26.6 s).
 """
 
 from __future__ import annotations
