@@ -330,7 +330,7 @@ def print_run(title: str, run: dict) -> None:
         rows = f"{step['rows']:,}" + ("" if step["rows_source"] == "step" else "*")
         say(
             f"    {step['step'][:34]:<34} {step['seconds']:>7.1f} {rows:>11} "
-            f"{step['rows_per_s'] or 0:>9,} {step.get('rss_at_start_bytes', 0) / GIB:>7.2f} "
+            f"{step['rows_per_s'] or 0:>9,} {step['rss_at_start_bytes'] / GIB:>7.2f} "
             f"{step['peak_rss_bytes'] / GIB:>8.2f} "
             f"{step['materialisations']:>5}"
         )

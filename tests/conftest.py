@@ -29,3 +29,22 @@ def dbt_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if "SHOPGUIDE_HOME" not in os.environ:
         os.environ["SHOPGUIDE_HOME"] = str(tmp_path_factory.mktemp("parse-home"))
     return ensure_manifest()
+
+
+@pytest.fixture(scope="session")
+def capped_shop():
+    """A trained ranker, its inputs and a category-capped configuration (trained once, for
+    the user-table tests of test_ranker.py and test_compiled_booster.py)."""
+    from datetime import timedelta
+
+    from recommendations.config import RecommendationConfig
+    from recommendations.ranker import fit_ranker
+    from recommendations.shop import inputs_as_of
+    from tests.shops import FAST_RANKER, cycling_shop
+
+    data = cycling_shop()
+    as_of = data.events["occurred_at"].max() + timedelta(seconds=1)
+    config = RecommendationConfig()
+    model = fit_ranker(data, as_of, config, FAST_RANKER)
+    inputs = inputs_as_of(data, as_of, config)
+    return model, inputs, RecommendationConfig(k=6, max_per_category=2)

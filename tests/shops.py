@@ -9,7 +9,11 @@ import numpy as np
 import polars as pl
 
 from core.dbt_manifest import interaction_weights
+from recommendations.ranker import RankerSettings
 from recommendations.shop import ShopData
+
+# Ranker settings that train in seconds on the crafted shops.
+FAST_RANKER = RankerSettings(cutoffs=2, label_window_days=14, max_rounds=60)
 
 START = datetime(2024, 1, 1)
 EVENT_SCHEMA = {

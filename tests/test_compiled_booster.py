@@ -9,7 +9,6 @@ import pytest
 import recommendations.compiled as compiled
 from recommendations.compiled import CompiledBooster, for_scoring
 from recommendations.user_lists import ranked_user_table
-from tests.test_ranker import capped_shop  # noqa: F401 (a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +33,7 @@ def test_compiled_predictions_are_lightgbms_bit_for_bit(booster, inline, monkeyp
     assert np.array_equal(fast.predict(x[:0]), model.predict(x[:0]))
 
 
-def test_only_a_night_with_enough_shoppers_pays_for_compiling(capped_shop):  # noqa: F811
+def test_only_a_night_with_enough_shoppers_pays_for_compiling(capped_shop):
     model, _, _ = capped_shop
     assert for_scoring(model, "repurchase", compiled.COMPILE_FROM_SHOPPERS - 1) is model
     faster = for_scoring(model, "repurchase", compiled.COMPILE_FROM_SHOPPERS)
@@ -43,7 +42,7 @@ def test_only_a_night_with_enough_shoppers_pays_for_compiling(capped_shop):  # n
     assert model.boosters["repurchase"] is not faster.boosters["repurchase"]  # the model is not changed
 
 
-def test_the_user_table_scored_by_the_compiled_booster_is_the_same_table(capped_shop, monkeypatch):  # noqa: F811
+def test_the_user_table_scored_by_the_compiled_booster_is_the_same_table(capped_shop, monkeypatch):
     # Scores, ranks and the reasons (the occlusion's argmax over predictions) all come out the
     # same: the tiny shop is compiled here by lowering the threshold.
     model, inputs, config = capped_shop

@@ -36,7 +36,6 @@ def test_large_blocks_freed_go_back_at_once(tmp_path):
     # threshold fixed below 8 MiB, each has pages of its own and freeing returns them.
     script = tmp_path / "blocks.py"
     script.write_text(
-        "import sys\n"
         "import numpy as np\n"
         "from core.memory import map_large_allocations\n"
         "def rss():\n"

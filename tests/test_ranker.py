@@ -27,10 +27,10 @@ from recommendations.user_lists import (
     read_user_table,
     write_ranked_user_table,
 )
-from tests.shops import START, catalog, cycling_shop, one_day_shop, one_off_shop, shop
+from tests.shops import FAST_RANKER, START, catalog, cycling_shop, one_day_shop, one_off_shop, shop
 
 CONFIG = RecommendationConfig()
-FAST = RankerSettings(cutoffs=2, label_window_days=14, max_rounds=60)
+FAST = FAST_RANKER
 
 
 # ---------------------------------------------------------------- generators and features
@@ -191,16 +191,6 @@ def test_crafted_shops_evaluate_and_publish(make):
     assert recs["user_id"].n_unique() == inputs.users.height
     assert (recs.group_by("user_id").len()["len"] == 10).all()
     assert recs["reason"].null_count() == 0
-
-
-@pytest.fixture(scope="module")
-def capped_shop():
-    """A trained ranker, its inputs and a category-capped configuration (trained once)."""
-    data = cycling_shop()
-    as_of = data.events["occurred_at"].max() + timedelta(seconds=1)
-    model = fit_ranker(data, as_of, CONFIG, FAST)
-    inputs = inputs_as_of(data, as_of, CONFIG)
-    return model, inputs, RecommendationConfig(k=6, max_per_category=2)
 
 
 def test_the_user_table_built_in_blocks_of_shoppers_equals_the_table_built_at_once(capped_shop):
