@@ -82,7 +82,7 @@ def child(home: str, first: str, last: str, out: str) -> None:
         started + report["before_run"], started + report["before_first_step"]
     )
     report["failed_checks"] = outcome.failed_checks
-    report["dbt_elapsed_seconds"] = dbt_elapsed(started)
+    report["dbt_elapsed_seconds"] = dbt_elapsed(paths, started)
     Path(out).write_text(json.dumps(report, indent=1))
 
 
@@ -124,11 +124,10 @@ class CpuSampler(threading.Thread):
         return round(at(end) - at(start), 1)
 
 
-def dbt_elapsed(since: float) -> float | None:
+def dbt_elapsed(paths, since: float) -> float | None:
     """dbt's own elapsed time (run_results.json) of the invocation this run started, so the
     dbt step splits into dbt's work and what Dagster spends around it."""
-    target = REPO_ROOT / "dbt_project" / "target"
-    results = [p for p in target.glob("*/run_results.json") if p.stat().st_mtime >= since]
+    results = [p for p in paths.dbt_target("duckdb").glob("run_results.json") if p.stat().st_mtime >= since]
     if not results:
         return None
     newest = max(results, key=lambda p: p.stat().st_mtime)

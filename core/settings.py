@@ -105,6 +105,12 @@ class Paths:
     def reports(self) -> Path:
         return self.home / "reports"
 
+    def dbt_target(self, target: str) -> Path:
+        """Where dbt writes its artifacts for this home and dbt target: one folder kept from
+        run to run, so that dbt's partial parse (partial_parse.msgpack, which records the
+        profile it was parsed with, and so this home's path) is reused by the next run."""
+        return self.home / "dbt" / target
+
     def ensure(self) -> Paths:
         """Create the directory tree and the Dagster instance config (telemetry off; SQLite, or
         PostgreSQL when SHOPGUIDE_DAGSTER_STORAGE says so: core/instance.py)."""

@@ -213,6 +213,8 @@ def test_reruns_and_backfills_are_idempotent_and_order_independent(landed, tmp_p
     first_backfill = checksums(landed)
     assert_ran(run_range(landed, D1, D3))
     assert checksums(landed) == first_backfill == in_order
+    # dbt's artifacts stay in the home, and a run after the first reuses its partial parse.
+    assert parse_outcome(landed) == "partial"
 
     # A second installation that meets the days newest-first ends up with the same tables.
     monkeypatch.setenv("SHOPGUIDE_HOME", str(tmp_path / "reverse"))
@@ -221,6 +223,17 @@ def test_reruns_and_backfills_are_idempotent_and_order_independent(landed, tmp_p
     write_landing(reverse)
     run_days(reverse, D3, D2, D1)
     assert checksums(reverse) == in_order
+
+
+def parse_outcome(paths: Paths) -> str:
+    """How dbt's last invocation in this home parsed the project: "partial", or why not."""
+    events = [json.loads(line) for line in (paths.dbt_target("duckdb") / "dbt.log").read_text().splitlines()]
+    last = [e["info"] for e in events if e["info"]["invocation_id"] == events[-1]["info"]["invocation_id"]]
+    refused = [e["msg"] for e in last if e["name"] == "UnableToPartialParse"]
+    if refused:
+        return refused[0]
+    partial = any(e["name"].startswith("PartialParsing") for e in last)
+    return "partial" if partial else "full, no reason logged"
 
 
 def test_dbt_unit_tests_pass(landed):
