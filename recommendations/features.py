@@ -167,10 +167,37 @@ class FeatureContext:
 
 
 def sample_at(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """matrix[rows[i], cols[i]] for every i (scipy returns a sparse matrix for no pairs)."""
+    """matrix[rows[i], cols[i]] for every i, 0 where nothing is stored.
+
+    Why not scipy's `matrix[rows, cols]`: unless it is asked for more than a tenth of the
+    matrix's entries, it scans each pair's whole row, so a block's co-occurrence scores
+    (history × co-occurrence: thousands of entries a row) cost O(pairs × row length): a third
+    of candidate generation on Online Retail. Here the entries of the rows asked for, in a
+    canonical matrix (sorted, no duplicates), are keyed (row, column) in order once, and every
+    pair is a binary search: O(entries of those rows + pairs × log). Same values: the stored
+    ones, looked up."""
     if len(rows) == 0:
         return np.zeros(0, dtype=np.float32)
-    return np.asarray(matrix[rows, cols]).ravel().astype(np.float32)
+    if not matrix.has_canonical_format:
+        return np.asarray(matrix[rows, cols]).ravel().astype(np.float32)
+    touched, rank = np.unique(rows, return_inverse=True)
+    starts, lengths = matrix.indptr[touched], np.diff(matrix.indptr)[touched]
+    if lengths.sum() == 0:
+        return np.zeros(len(rows), dtype=np.float32)
+    # The touched rows' entries in storage order: row by row, columns ascending.
+    offsets = np.cumsum(lengths) - lengths
+    at = np.repeat(starts - offsets, lengths) + np.arange(lengths.sum())
+    n_cols = np.int64(matrix.shape[1])
+    stored = np.repeat(np.arange(len(touched), dtype=np.int64), lengths) * n_cols + matrix.indices[at]
+    wanted = rank.astype(np.int64) * n_cols + np.asarray(cols, dtype=np.int64)
+    # Searched in ascending order: each search starts where the last ended, and the parts of
+    # `stored` it reads stay in cache (5x faster for a million pairs in random order; on
+    # pairs already in order, as candidates' are, the stable sort costs one pass).
+    order = np.argsort(wanted, kind="stable")
+    found = np.empty(len(wanted), dtype=np.int64)
+    found[order] = np.minimum(np.searchsorted(stored, wanted[order]), len(stored) - 1)
+    hit = stored[found] == wanted
+    return np.where(hit, matrix.data[at[found]], 0).astype(np.float32)
 
 
 def _product_features(

@@ -16,8 +16,10 @@ import scipy.sparse as sp
 import recommendations.candidates as candidates_module
 import recommendations.parallel as parallel_module
 import recommendations.signals as signals_module
+import recommendations.user_lists as user_lists_module
 from recommendations.candidates import CandidateLimits, Generators, title_neighbours
 from recommendations.config import RecommendationConfig
+from recommendations.features import sample_at
 from recommendations.inner_product import InnerProductIndex
 from recommendations.neighbours import nearest_neighbours, nearest_neighbours_among
 from recommendations.shop import inputs_as_of
@@ -52,6 +54,32 @@ def test_top_in_rows_keeps_each_rows_largest_and_breaks_ties_by_the_key_then_the
             assert set(np.flatnonzero(keep[start:stop]).tolist()) == brute_top(values[start:stop], n)
             order = np.lexsort((np.arange(stop - start), -then[start:stop], -values[start:stop]))
             assert set(np.flatnonzero(broken[start:stop]).tolist()) == set(order[:n].tolist())
+
+
+def test_sample_at_reads_the_stored_value_of_each_pair_as_scipy_does():
+    rng = np.random.default_rng(3)
+    matrix = sp.random(60, 90, density=0.2, format="csr", random_state=4, dtype=np.float32)
+    matrix.data[matrix.indptr[5] : matrix.indptr[6]] = 0  # a row with nothing stored
+    matrix = canonical_copy(matrix)
+    rows = rng.integers(0, 60, 5000)  # rows repeated, pairs in no order
+    cols = rng.integers(0, 90, 5000)
+    rows[:3], cols[:3] = 5, [0, 1, 89]
+    expected = np.asarray(matrix[rows, cols]).ravel()
+    assert matrix.has_canonical_format
+    assert np.array_equal(sample_at(matrix, rows, cols), expected)
+    assert sample_at(matrix, rows[:0], cols[:0]).shape == (0,)
+    assert np.array_equal(sample_at(sp.csr_matrix((60, 90), dtype=np.float32), rows, cols), np.zeros(5000))
+    # A matrix with unsorted columns or duplicates is read as scipy reads it (duplicates summed).
+    messy = sp.csr_matrix((np.array([1.0, 2.0, 4.0]), np.array([3, 1, 3]), np.array([0, 3])), shape=(1, 5))
+    assert not messy.has_canonical_format
+    assert sample_at(messy, np.array([0, 0, 0]), np.array([3, 1, 0])).tolist() == [5.0, 2.0, 0.0]
+
+
+def canonical_copy(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    matrix = sp.csr_matrix(matrix)
+    matrix.eliminate_zeros()
+    matrix.sum_duplicates()
+    return matrix
 
 
 def test_ranks_in_groups_rank_within_each_owner_and_the_earlier_pair_first_on_ties():
@@ -320,3 +348,31 @@ def test_proposing_for_a_block_never_holds_shoppers_times_the_catalog():
     tracemalloc.stop()
     assert len(found.users) >= 40 * CandidateLimits().popular
     assert peak < 8_000_000, peak
+
+
+def test_each_picks_anchors_are_the_history_products_it_cooccurs_with_and_resembles_most(
+    small_shop, monkeypatch
+):
+    inputs, _ = small_shop
+    monkeypatch.setattr(user_lists_module, "ANCHOR_CHUNK", 7)  # several chunks, one cut short
+    rng = np.random.default_rng(5)
+    rows = np.arange(inputs.users.height)
+    chosen = rng.integers(0, inputs.products.height, (len(rows), 12))
+    picks = np.where(rng.random((len(rows), 12)) < 0.8, chosen, -1)
+    together, similar = user_lists_module._anchors(inputs, rows, picks)
+    cooccurrence = inputs.cooccurrence.toarray()
+    for i, row in enumerate(rows):
+        weights = inputs.history[row].toarray().ravel()
+        owned = np.flatnonzero(weights)
+        owned = owned[np.argsort(-weights[owned])[:20]]  # CSR's column order, as _anchors reads it
+        for j, pick in enumerate(picks[i]):
+            if pick < 0 or len(owned) == 0:
+                assert together[i, j] == similar[i, j] == -1
+                continue
+            others = owned[owned != pick]
+            co = cooccurrence[others, pick]
+            expected = others[np.argmax(co)] if len(others) and co.max() > 0 else -1
+            assert together[i, j] == expected
+            if len(others):
+                closeness = inputs.product_matrix[others] @ inputs.product_matrix[pick]
+                assert similar[i, j] == others[np.argmax(closeness)]
