@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 from recommendation_tables import USERS, make_tables
 
+import quality.docs as docs_module
 from quality.checks import check_recommendations, record, window_key
 from quality.docs import build_data_docs, prune, run_name, site_dir, stores_dir
 from quality.frames import events_frame, products_frame, raw_events_frame, vector_frame, volume_frame
@@ -572,6 +573,18 @@ def test_data_docs_keep_the_newest_validations_per_suite(tmp_path, raw):
     assert pages == kept
     build_data_docs(tmp_path, [], "none", "2024-01-01")  # rebuild: the list follows the store
     assert len(re.findall(r'href="validations/', (site_dir(tmp_path) / "list.html").read_text())) == 2
+
+
+def test_gx_index_lists_the_newest_validations_and_the_plain_list_every_one(tmp_path, raw, monkeypatch):
+    monkeypatch.setattr(docs_module, "INDEX_VALIDATIONS", 2)
+    run = validate(raw_events_suite(NOW), raw)
+    for n in range(4):
+        run.checked_at = datetime(2024, 1, 1, 2) + timedelta(days=n)
+        build_data_docs(tmp_path, [run], f"run-{n}", "2024-01-01")
+    index = (site_dir(tmp_path) / "index.html").read_text()
+    listed = {n for n in range(4) if run_name("2024-01-01", f"run-{n}") in index}
+    assert listed == {2, 3}
+    assert len(re.findall(r'href="validations/', (site_dir(tmp_path) / "list.html").read_text())) == 4
 
 
 # Dagster ----------------------------------------------------------------------------------------------
