@@ -78,11 +78,11 @@ COUNT_CHECK_DESCRIPTION = "One vector per product in dim_products; listed counts
 
 
 def sync_catalog_vectors(
-    paths, text_encoder, table_name: str, prefix: str, count_check: str, text_index: bool = False
+    paths, text_encoder, table_name: str, prefix: str, count_check: str, for_search: bool = False
 ) -> tuple[dict, list[AssetCheckResult]]:
-    """dim_products → the LanceDB table `table_name` (only changed products encoded; with
-    `text_index`, the full-text index kept current); returns its metadata and its vector
-    and count checks."""
+    """dim_products → the LanceDB table `table_name` (only changed products encoded; `for_search`:
+    the full-text and ANN indexes search reads kept current); returns its metadata and its
+    vector and count checks."""
     with connect_warehouse(paths.warehouse, read_only=True) as con:
         products = con.sql("select * from dim_products order by product_id").pl()
     db = connect(paths.lancedb_uri)
@@ -92,7 +92,8 @@ def sync_catalog_vectors(
         text_encoder,
         datetime.now(UTC).replace(tzinfo=None),
         table_name=table_name,
-        text_index=text_index,
+        text_index=for_search,
+        vector_index=for_search,
     )
     stored = read_table(db, table_name)
     vectors = vector_matrix(stored["vector"])
@@ -116,7 +117,7 @@ def sync_catalog_vectors(
             "index_seconds": round(result.index_seconds, 2),
             "lancedb_version": result.version,
             "vector_index": result.indexed,
-            **({"text_index_rebuilt": result.text_index_built} if text_index else {}),
+            **({"text_index_rebuilt": result.text_index_built} if for_search else {}),
         },
         [
             *vector_checks([vectors], text_encoder.dimension, prefix),

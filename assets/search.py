@@ -40,7 +40,7 @@ def product_search(
         SEARCH_TABLE,
         "search",
         "search_count_matches_catalog",
-        text_index=True,
+        for_search=True,
     )
     index = text_index(open_table(connect(paths.lancedb_uri), SEARCH_TABLE))
     checks.append(

@@ -73,7 +73,9 @@ def build(encoder, products, workdir: Path):
     from embeddings.store import connect
 
     db = connect(Path(tempfile.mkdtemp(dir=workdir)))
-    return db, sync_product_embeddings(db, products, encoder, datetime(2024, 1, 1), text_index=True)
+    return db, sync_product_embeddings(
+        db, products, encoder, datetime(2024, 1, 1), text_index=True, vector_index=True
+    )
 
 
 def run_configuration(db, encoder, settings, queries: list[dict], repeats: int) -> dict:

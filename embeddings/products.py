@@ -111,13 +111,18 @@ def sync_product_embeddings(
     index_min_rows: int = INDEX_MIN_ROWS,
     table_name: str = PRODUCT_TABLE,
     text_index: bool = False,
+    vector_index: bool = False,
 ) -> ProductSync:
     """Encode products whose text (or model) changed; rewrite rows whose filters changed;
-    with `text_index`, bring the full-text index up to date.
+    with `text_index`, bring the full-text index up to date; with `vector_index`, keep an
+    ANN index once the table has `index_min_rows` rows.
 
     Delisted products keep their vector with is_listed false: evaluation needs history.
-    The recommender's table gets no text index by default: each rebuild is one more LanceDB
-    version, and monitoring compares consecutive versions of that table.
+    The recommender's table gets neither index by default: the recommender reads it whole,
+    and only search queries it (its fallback, before product_search has built the search
+    table, where an exact scan is right). An ANN index over 100k products cost 31 s to
+    build on 2 cores, and each index write is one more LanceDB version, which monitoring
+    compares night to night.
     """
     started = time.perf_counter()
     desired = catalog_texts(products)
@@ -161,10 +166,9 @@ def sync_product_embeddings(
         else db.create_table(table_name, rows, mode="overwrite")
     )
     index_started = time.perf_counter()
+    changed = bool(to_encode.height or to_rewrite.height)
     indexed = (
-        ensure_vector_index(table, index_min_rows)
-        if (to_encode.height or to_rewrite.height)
-        else has_vector_index(table)
+        ensure_vector_index(table, index_min_rows) if vector_index and changed else has_vector_index(table)
     )
     # After ensure_vector_index, whose optimize() may already have folded new rows in.
     text_index_built = ensure_text_index(table) if text_index else False

@@ -290,9 +290,9 @@ def test_hub_ids_are_refused_with_a_clear_message(tmp_path):
         resolve_model_path(str(tmp_path / "empty"))
 
 
-def test_a_vector_index_is_built_once_the_table_is_large_enough(tmp_path):
-    n = 600
-    products = pl.DataFrame(
+def numbered_products(n: int) -> pl.DataFrame:
+    """n listed products "Product 0".. "Product n-1" in one category."""
+    return pl.DataFrame(
         {
             "product_id": [f"P{i:04d}" for i in range(n)],
             "title": [f"Product {i}" for i in range(n)],
@@ -305,11 +305,28 @@ def test_a_vector_index_is_built_once_the_table_is_large_enough(tmp_path):
             "is_merchandise": [True] * n,
         }
     )
+
+
+def test_a_vector_index_is_built_once_the_search_table_is_large_enough(tmp_path):
+    products = numbered_products(600)
     db, encoder = connect(tmp_path), HashingEncoder(16)
-    small = sync_product_embeddings(db, products.head(100), encoder, NOW, index_min_rows=500)
+    small = sync_product_embeddings(
+        db, products.head(100), encoder, NOW, index_min_rows=500, vector_index=True
+    )
     assert not small.indexed
-    large = sync_product_embeddings(db, products, encoder, NOW, index_min_rows=500)
+    large = sync_product_embeddings(db, products, encoder, NOW, index_min_rows=500, vector_index=True)
     assert large.indexed
+    query = product_text("P0042", "Product 42", "Home")
+    assert search_products(db, encoder, query, k=1)[0]["product_id"] == "P0042"
+
+
+def test_the_recommenders_table_gets_no_vector_index_however_large(tmp_path):
+    """Nothing queries the recommender's table by ANN (search reads its own table): at 100k
+    products the index cost 31 s a build. Search's fallback to it scans exactly."""
+    db, encoder = connect(tmp_path), HashingEncoder(16)
+    synced = sync_product_embeddings(db, numbered_products(600), encoder, NOW, index_min_rows=500)
+    assert not synced.indexed
+    assert open_table(db, PRODUCT_TABLE).list_indices() == []
     query = product_text("P0042", "Product 42", "Home")
     assert search_products(db, encoder, query, k=1)[0]["product_id"] == "P0042"
 
