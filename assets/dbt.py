@@ -16,7 +16,9 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from assets.dbt_args import dbt_build_args, dbt_window_env, landing_days, landing_window
 from assets.dbt_project import dbt_project
 from assets.partitions import daily_partitions
-from assets.resources import ShopguideHome
+from assets.preloads import later_step_loads
+from assets.resources import EmbeddingEncoder, SearchEncoder, ShopguideHome
+from core.background import IN_PROCESS_TAG, alongside
 from core.settings import Paths
 from warehouse.lake import check_spark_runtime, export_event_log
 from warehouse.store import connect
@@ -38,7 +40,13 @@ class ShopDbtTranslator(DagsterDbtTranslator):
     backfill_policy=BackfillPolicy.single_run(),
     dagster_dbt_translator=ShopDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
 )
-def shop_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, shopguide: ShopguideHome):
+def shop_dbt_models(
+    context: AssetExecutionContext,
+    dbt: DbtCliResource,
+    shopguide: ShopguideHome,
+    encoder: EmbeddingEncoder,
+    search_encoder: SearchEncoder,
+):
     # dbt's profile reads SHOPGUIDE_HOME; make it match the resource's data directory.
     paths = shopguide.paths()
     paths.export()
@@ -54,7 +62,14 @@ def shop_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, shopgui
     # The dbt process copies this process's environment when it starts (inside `cli`).
     with environment(dbt_window_env(first, last)):
         invocation = dbt.cli(dbt_build_args(target), context=context, target_path=fresh_target(paths, target))
-    yield from invocation.stream()
+    # While dbt's process works, this one only waits: load what later steps need meanwhile.
+    loads = []
+    if context.run.tags.get(IN_PROCESS_TAG):
+        loads = later_step_loads(context.job_def.asset_layer.selected_asset_keys, encoder, search_encoder)
+    with alongside(loads) as preloaded:
+        yield from invocation.stream()
+    if loads:
+        context.log.info(f"loaded for later steps while dbt ran: {preloaded.describe()}")
 
 
 def fresh_target(paths: Paths, target: str) -> Path:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import lancedb
 import numpy as np
 
 from core.frames import vector_matrix
@@ -34,6 +33,10 @@ def connect(location: str | Path):
     """LanceDB at a local folder (created) or an object-store URI such as s3://bucket/prefix
     (`Paths.lancedb_uri`); LanceDB reads the store's credentials and endpoint from its standard
     environment variables, so nothing here depends on which store it is."""
+    # Imported here: lancedb's import costs ~2.3 s (its REST namespace client), which loading
+    # the Dagster definitions (every run, the UI's code server) should not pay.
+    import lancedb
+
     if not is_uri(location):
         Path(location).mkdir(parents=True, exist_ok=True)
     return lancedb.connect(str(location))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from dagster import DagsterInstance
 
 from core.settings import Paths
 from embeddings.store import PRODUCT_TABLE, USER_TABLE, read_table
@@ -269,6 +270,13 @@ def test_synthetic_shop_end_to_end_publishes_a_gated_snapshot_the_reader_serves(
     generate(home.landing, SyntheticConfig(events=20_000, days=4, start_date=D1))
     outcome = run_range(home, D1, date(2024, 1, 7))
     assert outcome.success and not [c for c in outcome.failed_checks if "quality_gate" in c], outcome
+    # While dbt ran, the run loaded what its later steps need (assets/preloads.py), without error.
+    with DagsterInstance.get() as instance:
+        messages = [entry.user_message for entry in instance.all_logs(outcome.run_id)]
+    (preloaded,) = [m for m in messages if m.startswith("loaded for later steps while dbt ran")]
+    for load in ("lancedb", "product encoder", "search encoder", "report renderer"):
+        assert f"'{load}'" in preloaded
+    assert "'failed': {}" in preloaded
     root = serving_root(home)
     current = current_snapshot(root)
     assert current is not None and read_gate(root, current)["passed"]
