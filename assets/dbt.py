@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy
+from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, in_process_executor
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from assets.dbt_args import dbt_build_args, dbt_window_env, landing_days, landing_window
@@ -18,10 +18,13 @@ from assets.dbt_project import dbt_project
 from assets.partitions import daily_partitions
 from assets.preloads import later_step_loads
 from assets.resources import EmbeddingEncoder, SearchEncoder, ShopguideHome
-from core.background import IN_PROCESS_TAG, alongside
+from core.background import alongside
 from core.settings import Paths
 from warehouse.lake import check_spark_runtime, export_event_log
 from warehouse.store import connect
+
+# nightly_job's executor, and the one `execute_in_process` (`shopguide run`) swaps in.
+IN_PROCESS_EXECUTORS = (in_process_executor.name, "execute_in_process_executor")
 
 
 class ShopDbtTranslator(DagsterDbtTranslator):
@@ -63,8 +66,10 @@ def shop_dbt_models(
     with environment(dbt_window_env(first, last)):
         invocation = dbt.cli(dbt_build_args(target), context=context, target_path=fresh_target(paths, target))
     # While dbt's process works, this one only waits: load what later steps need meanwhile.
+    # Only when the later steps run in this process too (nightly_job's executor, however it
+    # is launched); under the multiprocess executor each step is a process of its own.
     loads = []
-    if context.run.tags.get(IN_PROCESS_TAG):
+    if context.job_def.executor_def.name in IN_PROCESS_EXECUTORS:
         loads = later_step_loads(context.job_def.asset_layer.selected_asset_keys, encoder, search_encoder)
     with alongside(loads) as preloaded:
         yield from invocation.stream()

@@ -56,9 +56,3 @@ def alongside(loads: Sequence[tuple[str, Callable[[], object]]]) -> Iterator[Pre
         yield done
     finally:
         thread.join()
-
-
-# Set by `shopguide run` (shopguide/runner.py), whose runs execute every step in its own
-# process. Only there does a load started during one step serve a later one: under the
-# multiprocess executor (`dagster dev`, the daemon) each step is a process of its own.
-IN_PROCESS_TAG = "shopguide/steps_in_one_process"

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-from core.background import IN_PROCESS_TAG
 from core.errors import BadInput
 from core.settings import DBT_TARGETS, Paths
 from shopguide.run_records import describe, fail_orphaned_runs, live_runs, process_tags
@@ -138,7 +137,6 @@ def _run_locked(paths: Paths, info: RunInfo, recommender, selection, notify, tar
         "dagster/asset_partition_range_start": info.first_day,
         "dagster/asset_partition_range_end": info.last_day,
         "shopguide/launched_by": "cli",
-        IN_PROCESS_TAG: "true",  # execute_in_process: the dbt step may preload for later steps
         **process_tags(),  # so that the next start can tell if this process died mid-run
     }
     # Step logs stay in the instance (the UI shows them); the terminal gets warnings only.
