@@ -485,6 +485,9 @@ class RankerModel:
     # Per policy, product id → share of the holdout's plain top 10s showing it (the diversity
     # rule's penalty; empty when no rule was chosen). Products not listed were never shown.
     exposure: dict[str, dict[str, float]] = field(default_factory=dict)
+    # The folder it was saved to or loaded from (not saved itself): where its compiled
+    # boosters are kept (recommendations/compiled.py). None for a model never saved.
+    folder: Path | None = field(default=None, compare=False)
 
     def exposure_by_row(self, policy: str, product_ids: list[str]) -> np.ndarray:
         """The diversity rule's exposure for each product row of a shop's inputs (0 for a
@@ -544,6 +547,7 @@ class RankerModel:
             shutil.rmtree(retired)
         else:
             staging.rename(folder)
+        self.folder = folder
         return folder
 
     @classmethod
@@ -564,6 +568,7 @@ class RankerModel:
             cold_start=meta["cold_start"],
             info=meta["info"],
             exposure=json.loads((folder / "exposure.json").read_text()),
+            folder=folder,
         )
 
 

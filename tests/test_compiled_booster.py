@@ -58,3 +58,53 @@ def test_the_user_table_scored_by_the_compiled_booster_is_the_same_table(capped_
     monkeypatch.setattr(compiled.CompiledBooster, "predict", counted)
     assert ranked_user_table(model, inputs, config, block=3).equals(plain)
     assert calls  # the compiled booster did the scoring
+
+
+def test_a_compiled_booster_is_kept_and_loaded_instead_of_compiled_again(booster, tmp_path, monkeypatch):
+    model, x = booster
+    cache = tmp_path / "compiled"
+    first = CompiledBooster(model, cache_dir=cache)
+    (kept,) = cache.iterdir()  # one file, no temporary one left beside it
+    assert not first.from_cache and kept.name.startswith("booster-") and kept.suffix == ".o"
+    import lleaves.compiler
+
+    def no_compiling(*args, **kwargs):
+        raise AssertionError("compiled again instead of loaded")
+
+    monkeypatch.setattr(lleaves.compiler, "compile_to_module", no_compiling)
+    again = CompiledBooster(model, cache_dir=cache)
+    assert again.from_cache
+    assert np.array_equal(again.predict(x), model.predict(x))
+
+
+def test_the_cache_tells_inlined_code_from_plain(booster, tmp_path):
+    model, x = booster
+    CompiledBooster(model, inline=False, cache_dir=tmp_path)
+    inlined = CompiledBooster(model, inline=True, cache_dir=tmp_path)
+    assert not inlined.from_cache and len(list(tmp_path.iterdir())) == 2
+    assert np.array_equal(inlined.predict(x), model.predict(x))
+
+
+def test_a_cache_folder_that_cannot_be_written_costs_only_a_warning(booster, tmp_path, caplog):
+    model, x = booster
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    fast = CompiledBooster(model, cache_dir=blocked / "compiled")
+    assert not fast.from_cache and "compiled booster not kept" in caplog.text
+    assert np.array_equal(fast.predict(x), model.predict(x))
+
+
+def test_a_saved_models_compiled_booster_is_kept_in_its_folder(capped_shop, tmp_path):
+    import dataclasses
+
+    from recommendations.ranker import RankerModel
+
+    # A copy: saving sets the model's folder, which the shared fixture's model must not get.
+    model = dataclasses.replace(capped_shop[0], folder=None)
+    loaded = RankerModel.load(model.save(tmp_path))
+    assert model.folder == loaded.folder
+    assert loaded.folder == tmp_path / model.model_id
+    first = for_scoring(loaded, "repurchase", compiled.COMPILE_FROM_SHOPPERS).boosters["repurchase"]
+    second = for_scoring(loaded, "repurchase", compiled.COMPILE_FROM_SHOPPERS).boosters["repurchase"]
+    assert not first.from_cache and second.from_cache
+    assert len(list((loaded.folder / "compiled").iterdir())) == 1
