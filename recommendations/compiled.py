@@ -35,6 +35,7 @@ import numpy as np
 from core.files import atomic_path
 
 log = logging.getLogger(__name__)
+
 # Shoppers with a history to rank (each is a few hundred predictions: candidates, and the
 # occlusion of its k picks) from which compiling pays, and from which inlining does.
 COMPILE_FROM_SHOPPERS = 2_000
