@@ -13,7 +13,7 @@ from typing import Any
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, in_process_executor
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
-from assets.dbt_args import dbt_build_args, dbt_window_env, landing_days, landing_window
+from assets.dbt_args import dbt_build_args, dbt_selection_env, dbt_window_env, landing_days, landing_window
 from assets.dbt_project import dbt_project
 from assets.partitions import daily_partitions
 from assets.preloads import later_step_loads
@@ -63,7 +63,7 @@ def shop_dbt_models(
         context.log.info(f"event log {first}..{last}: {rows} rows exported to {paths.lake} for Spark")
     context.log.info(f"dbt build on {target} over landing days {first}..{last}")
     # The dbt process copies this process's environment when it starts (inside `cli`).
-    with environment(dbt_window_env(first, last)):
+    with environment({**dbt_window_env(first, last), **dbt_selection_env(os.environ)}):
         invocation = dbt.cli(dbt_build_args(target), context=context, target_path=fresh_target(paths, target))
     # While dbt's process works, this one only waits: load what later steps need meanwhile.
     # Only when the later steps run in this process too (nightly_job's executor, however it

@@ -2,7 +2,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from assets.dbt_args import dbt_build_args, dbt_window_env, landing_days, landing_window
+from assets.dbt_args import dbt_build_args, dbt_selection_env, dbt_window_env, landing_days, landing_window
 from core.dbt_manifest import DBT_DIR
 
 
@@ -43,3 +43,8 @@ def test_landing_days_lists_the_window_inclusively():
         date(2011, 2, 28),
         date(2011, 3, 1),
     ]
+
+
+def test_a_partial_build_runs_only_buildable_tests_unless_the_operator_says_otherwise():
+    assert dbt_selection_env({}) == {"DBT_INDIRECT_SELECTION": "buildable"}
+    assert dbt_selection_env({"DBT_INDIRECT_SELECTION": "cautious"}) == {"DBT_INDIRECT_SELECTION": "cautious"}

@@ -37,6 +37,20 @@ def test_run_range_materialises_only_the_selection(home, dbt_manifest):
     assert materialised == {AssetKey("raw_events")}
 
 
+@pytest.mark.integration
+def test_part_of_the_dbt_graph_builds_on_a_fresh_home(home, dbt_manifest):
+    # dim_products and its upstream, before any full run: the relationship tests of the marts
+    # that point at dim_products (fct_events...) are not run, their tables not existing yet.
+    day = date(2024, 1, 1)
+    generate(home.landing, SyntheticConfig(events=1000, days=1, start_date=day, late_share=0.0))
+    outcome = run_range(home, day, day, selection=AssetSelection.assets("dim_products").upstream())
+    assert outcome.success and not outcome.failed_checks
+    with DagsterInstance.get() as instance:
+        events = instance.all_logs(outcome.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+        materialised = {event.dagster_event.asset_key.to_user_string() for event in events}
+    assert materialised == {"raw_events", "stg_shop__events", "int_products_versioned", "dim_products"}
+
+
 def test_the_dbt_manifest_is_prepared_before_the_definitions_load(home, monkeypatch):
     # Right after `pip install -e .`, before `shopguide setup`: run_range prepares the
     # manifest itself instead of dying in @dbt_assets with DagsterDbtManifestNotFoundError.
