@@ -28,10 +28,12 @@ def later_step_loads(
     loads: list[tuple[str, Callable[[], object]]] = []
     if names.intersection(VECTOR_ASSETS):
         loads.append(("lancedb", lambda: importlib.import_module("lancedb")))
+    # The encoders are built inside the loads too: a misconfigured model is reported by the
+    # step that uses it, not raised here, while dbt's process is already running.
     if "product_embeddings" in names:
-        loads.append(("product encoder", encoder.encoder().warm_up))
+        loads.append(("product encoder", lambda: encoder.encoder().warm_up()))
     if "product_search" in names:
-        loads.append(("search encoder", search_encoder.encoder().warm_up))
+        loads.append(("search encoder", lambda: search_encoder.encoder().warm_up()))
     if "monitoring_report" in names:
         loads.append(("report renderer", lambda: importlib.import_module("reports.html")))  # matplotlib
     return loads

@@ -26,3 +26,13 @@ def test_the_loads_import_lancedb_and_the_report_renderer():
     loads = dict(later_step_loads(keys("product_embeddings", "monitoring_report"), *ENCODERS))
     assert loads["lancedb"]() is sys.modules["lancedb"]
     assert loads["report renderer"]() is sys.modules["reports.html"]
+
+
+def test_a_misconfigured_encoder_fails_its_load_not_the_dbt_step(tmp_path):
+    from core.background import alongside
+
+    missing = EmbeddingEncoder(model=str(tmp_path / "no-such-model"))
+    loads = later_step_loads(keys("product_embeddings"), missing, ENCODERS[1])  # does not raise
+    with alongside(loads) as preloaded:
+        pass
+    assert set(preloaded.failed) == {"product encoder"} and "lancedb" not in preloaded.failed
