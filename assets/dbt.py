@@ -62,15 +62,16 @@ def shop_dbt_models(
             rows = export_event_log(con, paths.lake, landing_days(first, last))
         context.log.info(f"event log {first}..{last}: {rows} rows exported to {paths.lake} for Spark")
     context.log.info(f"dbt build on {target} over landing days {first}..{last}")
-    # The dbt process copies this process's environment when it starts (inside `cli`).
-    with environment({**dbt_window_env(first, last), **dbt_selection_env(os.environ)}):
-        invocation = dbt.cli(dbt_build_args(target), context=context, target_path=fresh_target(paths, target))
     # While dbt's process works, this one only waits: load what later steps need meanwhile.
     # Only when the later steps run in this process too (nightly_job's executor, however it
     # is launched); under the multiprocess executor each step is a process of its own.
+    # Chosen before dbt starts, so that nothing raised here can leave dbt's process behind.
     loads = []
     if context.job_def.executor_def.name in IN_PROCESS_EXECUTORS:
         loads = later_step_loads(context.job_def.asset_layer.selected_asset_keys, encoder, search_encoder)
+    # The dbt process copies this process's environment when it starts (inside `cli`).
+    with environment({**dbt_window_env(first, last), **dbt_selection_env(os.environ)}):
+        invocation = dbt.cli(dbt_build_args(target), context=context, target_path=fresh_target(paths, target))
     with alongside(loads) as preloaded:
         yield from invocation.stream()
     if loads:
