@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 import recommendations.candidates as candidates_module
 import recommendations.parallel as parallel_module
+import recommendations.proposals as proposals_module
 import recommendations.signals as signals_module
 import recommendations.user_lists as user_lists_module
 from recommendations.candidates import CandidateLimits, Generators, title_neighbours
@@ -22,6 +23,7 @@ from recommendations.config import RecommendationConfig
 from recommendations.features import sample_at
 from recommendations.inner_product import InnerProductIndex
 from recommendations.neighbours import nearest_neighbours, nearest_neighbours_among
+from recommendations.proposals import dot_at
 from recommendations.shop import inputs_as_of
 from recommendations.signals import cooccurrence_matrix
 from recommendations.topk import ranks_in_groups, top_in_rows
@@ -73,6 +75,22 @@ def test_sample_at_reads_the_stored_value_of_each_pair_as_scipy_does():
     messy = sp.csr_matrix((np.array([1.0, 2.0, 4.0]), np.array([3, 1, 3]), np.array([0, 3])), shape=(1, 5))
     assert not messy.has_canonical_format
     assert sample_at(messy, np.array([0, 0, 0]), np.array([3, 1, 0])).tolist() == [5.0, 2.0, 0.0]
+
+
+@pytest.mark.parametrize("dimensions", [384, 32, 1])
+def test_dot_at_gives_the_same_floats_whatever_the_chunk(monkeypatch, dimensions):
+    # The chunk is sized for the cache; the values must be those of one einsum over all pairs.
+    rng = np.random.default_rng(5)
+    left = rng.standard_normal((70, dimensions), dtype=np.float32)
+    right = rng.standard_normal((90, dimensions), dtype=np.float32)
+    left_rows = np.sort(rng.integers(0, 70, 3000))  # grouped by shopper, as the generators ask
+    right_rows = rng.integers(0, 90, 3000)
+    whole = np.einsum("ij,ij->i", left[left_rows], right[right_rows], dtype=np.float32)
+    monkeypatch.setattr(proposals_module, "DOT_CHUNK_CELLS", 7 * dimensions)  # many chunks, a ragged last
+    chunked = dot_at(left, left_rows, right, right_rows)
+    assert chunked.dtype == np.float32 and np.array_equal(chunked, whole)
+    assert np.allclose(chunked, (left[left_rows] * right[right_rows]).sum(axis=1), rtol=1e-4, atol=1e-4)
+    assert dot_at(left, left_rows[:0], right, right_rows[:0]).shape == (0,)
 
 
 def canonical_copy(matrix: sp.csr_matrix) -> sp.csr_matrix:
