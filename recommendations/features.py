@@ -180,24 +180,30 @@ def sample_at(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.n
         return np.zeros(0, dtype=np.float32)
     if not matrix.has_canonical_format:
         return np.asarray(matrix[rows, cols]).ravel().astype(np.float32)
-    touched, rank = np.unique(rows, return_inverse=True)
+    n_cols = np.int64(matrix.shape[1])
+    cols = np.asarray(cols, dtype=np.int64)
+    # The pairs in (row, column) order, by one sort: the touched rows and each pair's rank
+    # among them are read off the sorted rows (np.unique would sort them a second time).
+    # Searched in ascending order: each search starts where the last ended, and the parts of
+    # `stored` it reads stay in cache (5x faster for a million pairs in random order; on
+    # pairs already in order, as candidates' are, the stable sort costs one pass).
+    order = np.argsort(np.asarray(rows, dtype=np.int64) * n_cols + cols, kind="stable")
+    sorted_rows = np.asarray(rows)[order]
+    first = np.r_[True, sorted_rows[1:] != sorted_rows[:-1]]
+    touched = sorted_rows[first]
     starts, lengths = matrix.indptr[touched], np.diff(matrix.indptr)[touched]
     if lengths.sum() == 0:
         return np.zeros(len(rows), dtype=np.float32)
     # The touched rows' entries in storage order: row by row, columns ascending.
     offsets = np.cumsum(lengths) - lengths
     at = np.repeat(starts - offsets, lengths) + np.arange(lengths.sum())
-    n_cols = np.int64(matrix.shape[1])
     stored = np.repeat(np.arange(len(touched), dtype=np.int64), lengths) * n_cols + matrix.indices[at]
-    wanted = rank.astype(np.int64) * n_cols + np.asarray(cols, dtype=np.int64)
-    # Searched in ascending order: each search starts where the last ended, and the parts of
-    # `stored` it reads stay in cache (5x faster for a million pairs in random order; on
-    # pairs already in order, as candidates' are, the stable sort costs one pass).
-    order = np.argsort(wanted, kind="stable")
-    found = np.empty(len(wanted), dtype=np.int64)
-    found[order] = np.minimum(np.searchsorted(stored, wanted[order]), len(stored) - 1)
+    wanted = (np.cumsum(first) - 1) * n_cols + cols[order]  # ascending
+    found = np.minimum(np.searchsorted(stored, wanted), len(stored) - 1)
     hit = stored[found] == wanted
-    return np.where(hit, matrix.data[at[found]], 0).astype(np.float32)
+    values = np.empty(len(rows), dtype=np.float32)
+    values[order] = np.where(hit, matrix.data[at[found]], 0)
+    return values
 
 
 def _product_features(

@@ -12,10 +12,11 @@ import scipy.sparse as sp
 
 from core.frames import sorted_by
 from core.memory import release_free_memory
+from recommendations.anchors import reason_anchors
 from recommendations.candidates import Generators, torch_threads
 from recommendations.compiled import for_scoring
 from recommendations.config import RecommendationConfig
-from recommendations.features import FEATURES, FeatureContext, sample_at
+from recommendations.features import FEATURES, FeatureContext
 from recommendations.inputs import RecInputs
 from recommendations.parallel import iter_in_threads, workers
 from recommendations.personal import rank_users
@@ -39,45 +40,6 @@ def cap_per_category(indices: np.ndarray, categories: np.ndarray, k: int, cap: i
             chosen[row, taken] = position
             taken += 1
     return chosen
-
-
-ANCHOR_CHUNK = 1024  # shoppers whose anchors are looked up at once (~20 MB of pairs at k = 50)
-
-
-def _anchors(inputs: RecInputs, rows: np.ndarray, picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each pick: the shopper's history product it co-occurs with most, and the one whose
-    title vector is closest (-1 when the shopper has no history)."""
-    together = np.full(picks.shape, -1, dtype=np.int64)
-    similar = np.full(picks.shape, -1, dtype=np.int64)
-    history = inputs.history[rows]
-    # Each shopper's (at most 20) strongest history products, strongest first.
-    anchored = []
-    for i in range(len(rows)):
-        owned = history.indices[history.indptr[i] : history.indptr[i + 1]]
-        valid = picks[i] >= 0
-        if len(owned) == 0 or not valid.any():
-            continue
-        owned = owned[np.argsort(-history.data[history.indptr[i] : history.indptr[i + 1]])[:20]]
-        anchored.append((i, owned, valid))
-    # The co-occurrences of many shoppers' (owned, chosen) pairs in one lookup: per shopper,
-    # sparse fancy indexing took 3 of the 5 s this function cost on Online Retail. A chunk at
-    # a time: at most ANCHOR_CHUNK shoppers' 20 × k pairs are held.
-    for start in range(0, len(anchored), ANCHOR_CHUNK):
-        chunk = anchored[start : start + ANCHOR_CHUNK]
-        owners = np.concatenate([np.repeat(owned, valid.sum()) for _, owned, valid in chunk])
-        chosen = np.concatenate([np.tile(picks[i][valid], len(owned)) for i, owned, valid in chunk])
-        co_all = sample_at(inputs.cooccurrence, owners, chosen)
-        end = 0
-        for i, owned, valid in chunk:
-            picked = picks[i][valid]
-            co = co_all[end : end + len(owned) * len(picked)].reshape(len(owned), len(picked))
-            end += co.size
-            cos = inputs.product_matrix[owned] @ inputs.product_matrix[picked].T
-            same = owned[:, None] == picked[None, :]
-            co[same], cos[same] = -np.inf, -np.inf
-            together[i, valid] = np.where(co.max(axis=0) > 0, owned[co.argmax(axis=0)], -1)
-            similar[i, valid] = owned[cos.argmax(axis=0)]
-    return together, similar
 
 
 # Shoppers whose lists are built at once: the picks' features (block × k × FEATURES floats,
@@ -228,7 +190,7 @@ def _user_block(model, inputs, config, policy, shared, generators, context, rows
         threads_for(int(personal_pick.sum()), model.settings),
         predicted=known if np.isfinite(known).all() else None,
     )
-    together, similar = _anchors(inputs, rows, np.where(personal_pick, products, -1))
+    together, similar = reason_anchors(inputs, rows, np.where(personal_pick, products, -1))
     owner = position_of[keep]
     countries = shared.countries[rows][owner]
     reasons = reason_texts(

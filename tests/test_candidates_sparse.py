@@ -13,11 +13,11 @@ import polars as pl
 import pytest
 import scipy.sparse as sp
 
+import recommendations.anchors as anchors_module
 import recommendations.candidates as candidates_module
 import recommendations.parallel as parallel_module
 import recommendations.proposals as proposals_module
 import recommendations.signals as signals_module
-import recommendations.user_lists as user_lists_module
 from recommendations.candidates import CandidateLimits, Generators, title_neighbours
 from recommendations.config import RecommendationConfig
 from recommendations.features import sample_at
@@ -372,17 +372,17 @@ def test_each_picks_anchors_are_the_history_products_it_cooccurs_with_and_resemb
     small_shop, monkeypatch
 ):
     inputs, _ = small_shop
-    monkeypatch.setattr(user_lists_module, "ANCHOR_CHUNK", 7)  # several chunks, one cut short
+    monkeypatch.setattr(anchors_module, "ANCHOR_CHUNK", 2)  # several chunks of a shape, one cut short
     rng = np.random.default_rng(5)
     rows = np.arange(inputs.users.height)
     chosen = rng.integers(0, inputs.products.height, (len(rows), 12))
     picks = np.where(rng.random((len(rows), 12)) < 0.8, chosen, -1)
-    together, similar = user_lists_module._anchors(inputs, rows, picks)
+    together, similar = anchors_module.reason_anchors(inputs, rows, picks)
     cooccurrence = inputs.cooccurrence.toarray()
     for i, row in enumerate(rows):
         weights = inputs.history[row].toarray().ravel()
         owned = np.flatnonzero(weights)
-        owned = owned[np.argsort(-weights[owned])[:20]]  # CSR's column order, as _anchors reads it
+        owned = owned[np.argsort(-weights[owned])[:20]]  # CSR's column order, as reason_anchors reads it
         for j, pick in enumerate(picks[i]):
             if pick < 0 or len(owned) == 0:
                 assert together[i, j] == similar[i, j] == -1
@@ -394,3 +394,14 @@ def test_each_picks_anchors_are_the_history_products_it_cooccurs_with_and_resemb
             if len(others):
                 closeness = inputs.product_matrix[others] @ inputs.product_matrix[pick]
                 assert similar[i, j] == others[np.argmax(closeness)]
+
+
+@pytest.mark.parametrize(("n_owned", "n_picked"), [(20, 50), (3, 7), (1, 50), (20, 1), (1, 1)])
+def test_stacked_title_products_are_each_shoppers_own_product_bit_for_bit(n_owned, n_picked):
+    # reason_anchors relies on it: a stacked matmul of one shape makes the per-shopper call.
+    rng = np.random.default_rng(n_owned * 100 + n_picked)
+    anchors = rng.standard_normal((9, n_owned, 384), dtype=np.float32)
+    picked = rng.standard_normal((9, n_picked, 384), dtype=np.float32)
+    stacked = np.matmul(anchors, picked.transpose(0, 2, 1))
+    for i in range(9):
+        assert np.array_equal(stacked[i], anchors[i] @ picked[i].T)
