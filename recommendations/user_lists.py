@@ -4,6 +4,7 @@ on every row (see recommendations.reasons) and where it came from (`source`)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -103,9 +104,15 @@ def _ranked_blocks(model, inputs, config, block, user_ids, titles) -> Iterator[p
     rows = np.arange(inputs.users.height) if user_ids is None else user_rows(inputs, user_ids)
     policy = "repurchase" if config.allow_repurchase else "new_items"
     shared = _SharedColumns(inputs)
-    generators = Generators.fit(inputs, model.settings.limits, model.settings.threads, titles)
-    context = FeatureContext.build(inputs)
-    model = for_scoring(model, policy, int((np.diff(inputs.history.indptr)[rows] > 0).sum()))
+    shoppers = int((np.diff(inputs.history.indptr)[rows] > 0).sum())
+    # Compiling the night's booster (a minute for a large shop's, inlined) is LLVM's native
+    # code, which releases the GIL, and ALS fits on one core: side by side, they share the
+    # cores instead of taking turns. The compiled code is the same either way.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="compile-booster") as compiling:
+        scoring = compiling.submit(for_scoring, model, policy, shoppers)
+        generators = Generators.fit(inputs, model.settings.limits, model.settings.threads, titles)
+        context = FeatureContext.build(inputs)
+        model = scoring.result()
     block = balanced_block(len(rows), block, workers())
     starts = range(0, max(len(rows), 1), block)  # one (empty) block for no shoppers
 
