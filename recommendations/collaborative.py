@@ -19,6 +19,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from recommendations.inputs import RecInputs
+from recommendations.parallel import cores
 from recommendations.topk import top_per_row
 
 # Similarity entries (one float32 and one int32 each) a block may hold before top-n pruning:
@@ -165,13 +166,18 @@ def ease_weights(x: sp.csr_matrix, l2: float) -> np.ndarray:
 @dataclass
 class ALS:
     """Implicit-feedback matrix factorisation (Hu, Koren & Volinsky) from the `implicit`
-    package: confidence 1 + alpha·x, `factors` dimensions; single-threaded so a re-run
-    gives the same factors."""
+    package: confidence 1 + alpha·x, `factors` dimensions. On every core the process may
+    use (`threads` None): implicit's conjugate-gradient step solves each shopper's (and each
+    product's) factors on its own from the same shared Gram matrix, so any thread count gives
+    the same factors, bit for bit (tests/test_collaborative.py holds it); 2 threads fitted a
+    100k × 20k matrix in 8.6-10.9 s against 18.4 s on one. The Gram matrix is numpy's BLAS,
+    kept at one thread."""
 
     factors: int = 64
     alpha: float = 10.0
     regularization: float = 0.05
     iterations: int = 15
+    threads: int | None = None
     name: str = "als"
 
     @property
@@ -189,7 +195,7 @@ class ALS:
                 alpha=self.alpha,
                 iterations=self.iterations,
                 random_state=0,
-                num_threads=1,
+                num_threads=self.threads or cores(),
             )
             model.fit(interactions(inputs), show_progress=False)
         self.users, self.items = model.user_factors, model.item_factors

@@ -28,14 +28,18 @@ MAX_WORKERS = 4
 MEMORY_SHARE = 0.5
 
 
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def workers(memory_each: int | None = None) -> int:
     """Threads for independent pieces: the cores this process may use, at most MAX_WORKERS,
     and, given a piece's estimated bytes, no more than fit in MEMORY_SHARE of what is free."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    count = max(1, min(MAX_WORKERS, cores))
+    count = max(1, min(MAX_WORKERS, cores()))
     if memory_each:
         fit = int(psutil.virtual_memory().available * MEMORY_SHARE // memory_each)
         count = max(1, min(count, fit))
