@@ -25,7 +25,7 @@ Proposals = tuple[np.ndarray, np.ndarray]  # (block positions, product rows)
 # Vector cells (pairs × dimensions) gathered at once for the exact dot products: 1 MiB of
 # float32 a side, so both gathered blocks are still in cache when einsum reads them. With
 # 32,768 pairs a chunk (48 MiB a side at 384 dimensions) the gather and the read each went to
-# memory: 384-dimension pairs ran 2.2× slower on two threads (bench/README.md, dot products).
+# memory: 384-dimension pairs ran 2.2× slower on two threads (docs/recommendations.md).
 DOT_CHUNK_CELLS = 262_144
 
 
