@@ -154,9 +154,11 @@ class Generators:
         if has_history and limits.ease:
             fits.append(EASE(max_products=limits.ease_products))
         # ALS (implicit) and EASE (LAPACK) are independent and release the GIL: side by side,
-        # each on one BLAS thread. The limit is process-wide, so it is set once around both
-        # (ALS's own limit inside restores it to one): a thread count that changed with the
-        # timing would change EASE's rounding, and a re-run would train another ranker.
+        # each on one BLAS thread (ALS's own solver threads are another pool: every core, the
+        # same factors on any count; collaborative.ALS). The limit is process-wide, so it is
+        # set once around both (ALS's own limit inside restores it to one): a thread count
+        # that changed with the timing would change EASE's rounding, and a re-run would train
+        # another ranker.
         with threadpool_limits(1, "blas"):
             fitted = {model.name: model for model in map_in_threads(lambda model: model.fit(inputs), fits)}
         als, ease = fitted.get("als"), fitted.get("ease")

@@ -3,7 +3,8 @@
 Most of the recommendation step is LightGBM, LAPACK, scipy.sparse and torch calls, which
 release the GIL; each piece runs them on one thread of its own (RankerSettings.threads and
 torch_threads keep every library at one OpenMP thread, because their spinning workers cost
-more than they save on a shared machine). Two pieces on two cores then each get a core,
+more than they save on a shared machine; ALS's fit, two long loops an iteration, is the
+exception: collaborative.ALS). Two pieces on two cores then each get a core,
 with nothing spinning. Only pieces that are independent and produce the same result in any
 order go through here: the output is the same as a serial loop's, in the same order.
 """
