@@ -2,10 +2,10 @@
 
 A nightly run on a small machine spends seconds importing libraries and loading models that
 its later steps need, and, during the dbt step, this process does little but wait for dbt's
-own process, which leaves much of a core idle. `alongside` runs such loads in a thread for the duration of
-a block and waits for them when the block ends, so that no later step meets a half-finished
-load (the caches the loads fill are not locked). A load that fails is logged and forgotten:
-the step that needs the thing loads it again and reports the error itself.
+own process, which leaves much of a core idle. `alongside` runs such loads in a thread for
+the duration of a block and waits for them when the block ends, so that no later step meets
+a half-finished load (the caches the loads fill are not locked). A load that fails is logged
+and forgotten: the step that needs the thing loads it again and reports the error itself.
 """
 
 from __future__ import annotations
