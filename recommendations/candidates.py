@@ -141,12 +141,11 @@ class Generators:
         inputs: RecInputs,
         limits: CandidateLimits,
         threads: int = 1,
-        titles: sp.csr_matrix | None = None,
+        titles: TitleNeighbours | None = None,
     ) -> Generators:
-        """`titles`: each product's nearest recommendable titles when the caller has computed
-        them already (`title_neighbours`, shared with similar products); content's index over
-        recommendable products is then cut from them instead of a second products × products
-        pass."""
+        """`titles`: each product's nearest recommendable (and new) titles when the caller has
+        computed them already (`title_neighbours`, shared with similar products); content's
+        indexes are then cut from them instead of another products × products pass."""
         has_history = inputs.history.nnz > 0
         fits = []
         if has_history and limits.als:
@@ -179,21 +178,17 @@ class Generators:
             )
         by_country /= np.maximum(by_country.max(axis=1, keepdims=True, initial=0.0), 1.0)
         user_country = np.array([code.get(c, -1) for c in inputs.users["country"].to_list()], dtype=np.int64)
-        listed = inputs.products.get_column("first_listed_at", default=None)
-        recently_listed = (
-            np.zeros(inputs.products.height, dtype=bool)
-            if listed is None
-            else (listed >= inputs.as_of - timedelta(days=limits.new_product_days))
-            .fill_null(False)
-            .to_numpy()
-        )
-        never_sold = np.diff(inputs.purchased.tocsc().indptr) == 0
-        new_product = (recently_listed | never_sold) & inputs.recommendable
+        new_product = new_products(inputs, limits)
         recommendable = np.flatnonzero(inputs.recommendable)
+        if titles is not None and not np.array_equal(titles.new_targets, new_product):
+            raise ValueError("the title neighbours were computed for other new products")
         with torch_threads(threads):
             similar, similar_new = content_indexes(
                 inputs,
-                [(inputs.recommendable, limits.content, titles), (new_product, limits.new_products, None)],
+                [
+                    (inputs.recommendable, limits.content, titles and titles.recommendable),
+                    (new_product, limits.new_products, titles and titles.new),
+                ],
                 limits.content_neighbors,
             )
             return cls(
@@ -320,7 +315,9 @@ def content_indexes(
                 raise ValueError(
                     f"the title neighbours hold fewer than the {neighbors} a product content needs"
                 )
-            indexes[i] = top_per_row(titles, neighbors)
+            # Cut to `neighbors` a row, unless computed with that many (new products' titles).
+            wider = np.diff(titles.indptr).max(initial=0) > neighbors
+            indexes[i] = top_per_row(titles, neighbors) if wider else titles
         else:
             by_neighbours.append(i)
     found = nearest_neighbours_among(inputs.product_matrix, [wanted[i][0] for i in by_neighbours], neighbors)
@@ -329,17 +326,50 @@ def content_indexes(
     return indexes
 
 
-def title_neighbours(inputs: RecInputs, limits: CandidateLimits, k: int) -> sp.csr_matrix | None:
+def new_products(inputs: RecInputs, limits: CandidateLimits) -> np.ndarray:
+    """P bools: the recommendable products listed less than `new_product_days` ago or never
+    sold (the content generator's separate quota)."""
+    listed = inputs.products.get_column("first_listed_at", default=None)
+    recently_listed = (
+        np.zeros(inputs.products.height, dtype=bool)
+        if listed is None
+        else (listed >= inputs.as_of - timedelta(days=limits.new_product_days)).fill_null(False).to_numpy()
+    )
+    never_sold = np.diff(inputs.purchased.tocsc().indptr) == 0
+    return (recently_listed | never_sold) & inputs.recommendable
+
+
+@dataclass(frozen=True)
+class TitleNeighbours:
+    """Each product's nearest titles among the recommendable products, and among the new
+    ones (`new_targets`) when content needs an index over them (None: it scans them, or has
+    no quota for them), from one pass over the similarities (`title_neighbours`)."""
+
+    recommendable: sp.csr_matrix
+    new_targets: np.ndarray
+    new: sp.csr_matrix | None
+
+
+def title_neighbours(inputs: RecInputs, limits: CandidateLimits, k: int) -> TitleNeighbours | None:
     """Each product's nearest recommendable titles, computed once per publish for both the
     content generator and similar products (recommendations.similar), past CONTENT_SCAN
     recommendable products, where content starts from them; None below (content scans every
     target, and similar products' dense pass stays small). Keeps max(content_neighbors,
     k + 1) a product: similar products' top k needs k + 1, as the anchor itself is nearly
-    always among its own nearest and is never its own similar product."""
+    always among its own nearest and is never its own similar product. Past CONTENT_SCAN new
+    products, content's index over them comes from the same pass (their columns are among the
+    recommendable ones): at 100k products a second pass cost 65 s of the 10M publish."""
     if inputs.recommendable.sum() <= CONTENT_SCAN:
         return None
     kept = max(limits.content_neighbors, k + 1)
-    return nearest_neighbours(inputs.product_matrix, inputs.recommendable, kept)
+    new = new_products(inputs, limits)
+    if limits.new_products <= 0 or new.sum() <= CONTENT_SCAN:
+        titles = nearest_neighbours(inputs.product_matrix, inputs.recommendable, kept)
+        return TitleNeighbours(titles, new, None)
+    titles, new_titles = nearest_neighbours_among(
+        inputs.product_matrix, [inputs.recommendable, new], [kept, limits.content_neighbors]
+    )
+    return TitleNeighbours(titles, new, new_titles)
 
 
 def ranked_list(scores: np.ndarray, allowed: np.ndarray, then: np.ndarray) -> np.ndarray:

@@ -25,6 +25,11 @@ BLOCK_CELLS = 8_000_000
 # Bytes a block holds per cell while it is reduced: the float32 products, a set's own
 # columns copied out of them, and topk's working space.
 BLOCK_MEMORY = 12
+# The fewest rows a block multiplies. MKL's sgemm takes another kernel for 1-3 rows, whose
+# last bits differ from the same rows' within a larger block (measured at 6-384
+# dimensions); with at least this many, a product's similarities are the same whatever
+# block it falls in, so a set's index is the same from its own pass or a shared one.
+MIN_BLOCK_ROWS = 16
 
 
 def nearest_neighbours(
@@ -38,48 +43,72 @@ def nearest_neighbours(
 
 
 def nearest_neighbours_among(
-    vectors: np.ndarray, target_sets: Sequence[np.ndarray], m: int, cells: int = BLOCK_CELLS
+    vectors: np.ndarray,
+    target_sets: Sequence[np.ndarray],
+    m: int | Sequence[int],
+    cells: int = BLOCK_CELLS,
 ) -> list[sp.csr_matrix]:
     """`nearest_neighbours` for several target sets from ONE pass over the similarities: each
     block of rows is multiplied once against the union of the sets, and each set takes its top
-    `m` from its own columns of that block. The content generator needs two indexes (all
-    recommendable products, and the new ones among them); at 100k products each pass is
-    ~7.7 TFLOP, minutes on two cores, and the two sets' columns are mostly the same."""
+    `m` (one for all, or one per set) from its own columns of that block. The content
+    generator needs two indexes (all recommendable products, and the new ones among them); at
+    100k products each pass is ~7.7 TFLOP, minutes on two cores, and the two sets' columns
+    are mostly the same. A set's values are those of its own pass: a product's element does
+    not depend on the other columns or rows multiplied with it (tested), so its top `m` are
+    the same."""
     n = len(vectors)
+    ms = [m] * len(target_sets) if isinstance(m, int) else list(m)
+    if len(ms) != len(target_sets):
+        raise ValueError(f"{len(ms)} neighbour counts for {len(target_sets)} target sets")
     union = np.zeros(n, dtype=bool)
     for targets in target_sets:
         union |= targets
     columns = np.flatnonzero(union)
-    if n == 0 or len(columns) == 0 or m <= 0:
+    if n == 0 or len(columns) == 0:
         return [sp.csr_matrix((n, n), dtype=np.float32) for _ in target_sets]
     # Per set: its columns' positions within the union (None: the set is the whole union).
     positions = [
         None if targets[columns].all() else np.flatnonzero(targets[columns]) for targets in target_sets
     ]
-    ks = [min(m, len(columns) if at is None else len(at)) for at in positions]
+    sizes = [len(columns) if at is None else len(at) for at in positions]
+    ks = [max(0, min(m, size)) for m, size in zip(ms, sizes, strict=True)]
+    if not any(ks):
+        return [sp.csr_matrix((n, n), dtype=np.float32) for _ in target_sets]
     right = torch.from_numpy(np.ascontiguousarray(vectors[columns], dtype=np.float32)).T.contiguous()
     left = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
-    step = max(1, cells // len(columns))
+    step = max(MIN_BLOCK_ROWS, cells // len(columns))
+    bounds = block_bounds(n, step)
     values = [np.empty((n, k), dtype=np.float32) for k in ks]
     indices = [np.empty((n, k), dtype=np.int64) for k in ks]
 
-    def rows_from(start: int) -> None:
-        block = left[start : start + step] @ right
+    def rows_from(rows: tuple[int, int]) -> None:
+        start, stop = rows
+        block = left[start:stop] @ right
         for i, (at, k) in enumerate(zip(positions, ks, strict=True)):
             if k == 0:
                 continue
             own = block if at is None else block[:, torch.from_numpy(at)]
             top = torch.topk(own, k, dim=1)
             chosen = top.indices.numpy()
-            values[i][start : start + step] = top.values.numpy()
-            indices[i][start : start + step] = columns[chosen if at is None else at[chosen]]
+            values[i][start:stop] = top.values.numpy()
+            indices[i][start:stop] = columns[chosen if at is None else at[chosen]]
 
     # The blocks side by side, each on the caller's torch threads (one in the nightly run):
     # every block is the same product of the same shapes as in a serial loop, so the same
     # values, and each writes its own rows. At 100k products one pass was minutes on one
     # core of two while the other waited (the ranker's cut-offs run one at a time there).
-    map_in_threads(rows_from, range(0, n, step), memory_each=BLOCK_MEMORY * cells)
+    largest = max(stop - start for start, stop in bounds)
+    map_in_threads(rows_from, bounds, memory_each=BLOCK_MEMORY * largest * len(columns))
     return [_sorted_rows(v, ix, n) for v, ix in zip(values, indices, strict=True)]
+
+
+def block_bounds(n: int, step: int) -> list[tuple[int, int]]:
+    """[start, stop) of `n` rows in blocks of `step`; a last block shorter than
+    MIN_BLOCK_ROWS joins the one before it."""
+    starts = list(range(0, n, step))
+    if len(starts) > 1 and n - starts[-1] < MIN_BLOCK_ROWS:
+        starts.pop()
+    return list(zip(starts, [*starts[1:], n][: len(starts)], strict=True))
 
 
 def _sorted_rows(values: np.ndarray, indices: np.ndarray, n: int) -> sp.csr_matrix:

@@ -1,8 +1,9 @@
 """The nightly recommendation tables, assembled from the signals and scorers.
 
 On a large catalog the products' nearest titles are computed once here and handed to both
-users of them: the content generator of the per-user lists and similar products (each a
-products × products pass on its own, 7.7 TFLOP at 100k products and 384 dimensions).
+users of them: the content generator of the per-user lists (its indexes over recommendable
+and new products) and similar products (each a products × products pass on its own, 7.7
+TFLOP at 100k products and 384 dimensions).
 
 The per-user table is built last, when the other tables are done: at a million shoppers it
 is the largest thing the step holds, and similar products' own pass (1-1.6 GiB at 100k products)
@@ -36,7 +37,7 @@ def recommendation_tables(
     # same blocks, threads and so the same values. None on a small catalog.
     with torch_threads(model.settings.threads):
         titles = title_neighbours(inputs, model.settings.limits, config.k)
-    similar = similar_products(inputs, config, titles)
+    similar = similar_products(inputs, config, titles and titles.recommendable)
     popular = popular_tables(
         inputs.purchases,
         recommendable,

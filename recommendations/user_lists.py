@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
 
 from core.frames import sorted_by
 from core.memory import release_free_memory
 from recommendations.anchors import reason_anchors
-from recommendations.candidates import Generators, torch_threads
+from recommendations.candidates import Generators, TitleNeighbours, torch_threads
 from recommendations.compiled import for_scoring
 from recommendations.config import RecommendationConfig
 from recommendations.features import FEATURES, FeatureContext
@@ -55,13 +54,14 @@ def ranked_user_table(
     config: RecommendationConfig,
     block: int = USER_BLOCK,
     user_ids: Sequence[str] | None = None,
-    titles: sp.csr_matrix | None = None,
+    titles: TitleNeighbours | None = None,
 ) -> pl.DataFrame:
     """One row per (shopper, rank): product, score, reason, source, for every known shopper,
     or only for `user_ids` (the intraday refresh's active shoppers). The generators and
     features are fitted on the whole of `inputs` either way, so a shopper's list does not
     depend on which other shoppers are ranked with it. `titles`: the products' nearest
-    recommendable titles when the caller computed them already (candidates.title_neighbours)."""
+    recommendable (and new) titles when the caller computed them already
+    (candidates.title_neighbours)."""
     frames = list(_ranked_blocks(model, inputs, config, block, user_ids, titles))
     # Blocks are in ascending user rows, and inputs.users is sorted by user_id: the concatenation
     # is in order already, and is then kept as it is (no copy of the whole table).
@@ -77,7 +77,7 @@ def write_ranked_user_table(
     config: RecommendationConfig,
     folder: Path,
     block: int = USER_BLOCK,
-    titles: sp.csr_matrix | None = None,
+    titles: TitleNeighbours | None = None,
 ) -> None:
     """`ranked_user_table` for every known shopper, written block by block as Parquet files
     into `folder` instead of returned; `read_user_table(folder)` gives the same table.

@@ -22,7 +22,12 @@ from recommendations.candidates import CandidateLimits, Generators, title_neighb
 from recommendations.config import RecommendationConfig
 from recommendations.features import sample_at
 from recommendations.inner_product import InnerProductIndex
-from recommendations.neighbours import nearest_neighbours, nearest_neighbours_among
+from recommendations.neighbours import (
+    MIN_BLOCK_ROWS,
+    block_bounds,
+    nearest_neighbours,
+    nearest_neighbours_among,
+)
 from recommendations.proposals import dot_at
 from recommendations.shop import inputs_as_of
 from recommendations.signals import cooccurrence_matrix
@@ -151,6 +156,39 @@ def test_several_target_sets_from_one_pass_equal_one_pass_each():
             assert np.array_equal(index.indices, alone.indices) and np.array_equal(index.indptr, alone.indptr)
         assert set(together[1].indices.tolist()) <= set(np.flatnonzero(new).tolist())
     assert nearest_neighbours_among(vectors, [], 5) == []
+
+
+def test_a_set_shares_a_pass_with_the_same_values_as_its_own_pass():
+    """Sharing a pass changes a set's row blocks (they follow the union's width) and its
+    columns' neighbours in the product: neither may change a similarity's last bit, or the
+    shared index could order near-ties differently from its own pass. 384 dimensions, as
+    the nightly's titles; the shared pass's blocks of 37 rows would leave one row alone
+    (MKL multiplies 1-3 rows another way: without MIN_BLOCK_ROWS this test fails)."""
+    rng = np.random.default_rng(21)
+    vectors = rng.standard_normal((1_000, 384)).astype(np.float32)
+    recommendable = rng.random(1_000) < 0.9
+    new = recommendable & (rng.random(1_000) < 0.3)
+    cells = 37 * int(recommendable.sum())
+    shared = nearest_neighbours_among(vectors, [recommendable, new], [12, 5], cells=cells)
+    for index, targets, m in zip(shared, [recommendable, new], [12, 5], strict=True):
+        alone = nearest_neighbours(vectors, targets, m, cells=cells)
+        assert np.array_equal(index.indptr, alone.indptr) and np.array_equal(index.indices, alone.indices)
+        assert index.data.tobytes() == alone.data.tobytes()
+    with pytest.raises(ValueError, match="2 neighbour counts for 3 target sets"):
+        nearest_neighbours_among(vectors, [recommendable, new, new], [12, 5], cells=cells)
+
+
+def test_no_row_block_is_left_with_fewer_than_the_fewest_rows():
+    assert block_bounds(100, 30) == [(0, 30), (30, 60), (60, 100)]  # 10 rows left: joined
+    assert block_bounds(100, 25) == [(0, 25), (25, 50), (50, 75), (75, 100)]
+    assert block_bounds(120, 30)[-1] == (90, 120)
+    assert block_bounds(5, 16) == [(0, 5)]  # fewer rows than that in all: one block
+    assert block_bounds(0, 16) == []
+    for n, step in ((1_003, 16), (1_000, 37), (17, 16)):
+        bounds = block_bounds(n, step)
+        assert bounds[0][0] == 0 and bounds[-1][1] == n
+        assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
+        assert min(stop - start for start, stop in bounds) >= min(n, MIN_BLOCK_ROWS)
 
 
 def test_neighbour_blocks_side_by_side_give_the_serial_loops_values_bit_for_bit(monkeypatch):
@@ -313,17 +351,41 @@ def test_content_cut_from_shared_title_neighbours_is_the_generators_own_index(sm
     monkeypatch.setattr(candidates_module, "CONTENT_SCAN", 0)
     limits = replace(NONE, content=5, content_neighbors=4)
     titles = title_neighbours(inputs, limits, k=9)
-    assert np.diff(titles.indptr).min() == 10  # k + 1 > content_neighbors
+    assert np.diff(titles.recommendable.indptr).min() == 10  # k + 1 > content_neighbors
+    assert titles.new is None  # no quota for new products: content needs no index over them
     own, shared = Generators.fit(inputs, limits), Generators.fit(inputs, limits, titles=titles)
     assert np.diff(shared.similar.indptr).max() == 4
     assert (own.similar != shared.similar).nnz == 0 and (own.similar.indices == shared.similar.indices).all()
     rows = np.flatnonzero(np.diff(inputs.history.indptr) > 0)
     assert proposals(own, rows, False) == proposals(shared, rows, False)
-    assert title_neighbours(inputs, replace(limits, content_neighbors=12), k=9).indptr[1] == 12
+    assert title_neighbours(inputs, replace(limits, content_neighbors=12), k=9).recommendable.indptr[1] == 12
     with pytest.raises(ValueError, match="fewer than"):
         Generators.fit(inputs, replace(limits, content_neighbors=11), titles=titles)
     monkeypatch.setattr(candidates_module, "CONTENT_SCAN", 5_000)
     assert title_neighbours(inputs, limits, k=9) is None  # a small catalog: content scans every target
+
+
+def test_content_over_new_products_cut_from_the_shared_pass_is_the_generators_own_index(
+    small_shop, monkeypatch
+):
+    """Past CONTENT_SCAN new products, the publish's one pass over the similarities also
+    gives content's index over the new products: the very index (and proposals) of
+    content's own pass, bit for bit."""
+    inputs, _ = small_shop
+    monkeypatch.setattr(candidates_module, "CONTENT_SCAN", 0)
+    limits = replace(NONE, content=5, new_products=3, content_neighbors=4)
+    titles = title_neighbours(inputs, limits, k=9)
+    assert titles.new is not None and np.diff(titles.new.indptr).max() == 4
+    assert set(titles.new.indices.tolist()) <= set(np.flatnonzero(titles.new_targets).tolist())
+    own, shared = Generators.fit(inputs, limits), Generators.fit(inputs, limits, titles=titles)
+    for a, b in ((own.similar_new, shared.similar_new), (own.similar, shared.similar)):
+        assert np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
+        assert a.data.tobytes() == b.data.tobytes()
+    rows = np.flatnonzero(np.diff(inputs.history.indptr) > 0)
+    assert proposals(own, rows, True) == proposals(shared, rows, True)
+    # Neighbours of other new products (another window) are refused, not silently used.
+    with pytest.raises(ValueError, match="other new products"):
+        Generators.fit(inputs, replace(limits, new_product_days=1), titles=titles)
 
 
 def test_title_neighbours_bring_a_new_product_to_the_shopper_of_its_twin(monkeypatch):
