@@ -17,7 +17,15 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+
+
+def _scipy_stats():
+    """scipy.stats, imported when first used: its import took ~1.5 s, which every process
+    that loads the Dagster definitions paid (assets.resources reads this package's config
+    types), while only a running experiment's readout computes anything with it."""
+    from scipy import stats
+
+    return stats
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,7 @@ def relative_lift(canary: RatioEstimate, control: RatioEstimate, alpha: float = 
     log_lift = math.log(rt / rc)
     if se == 0:
         return Lift(rt / rc - 1, rt / rc - 1, rt / rc - 1, 1.0 if log_lift == 0 else 0.0, 0.0)
+    stats = _scipy_stats()
     z = stats.norm.ppf(1 - alpha / 2)
     p = 2 * stats.norm.sf(abs(log_lift) / se)
     return Lift(
@@ -97,7 +106,8 @@ def minimum_detectable_effect(se_log: float | None, alpha: float = 0.05, power: 
     It shrinks as 1/√n: four times the shoppers halve it."""
     if se_log is None or not math.isfinite(se_log):
         return None
-    return math.exp((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * se_log) - 1
+    norm = _scipy_stats().norm
+    return math.exp((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * se_log) - 1
 
 
 @dataclass(frozen=True)
@@ -121,5 +131,5 @@ def sample_ratio_check(
     if total == 0 or not 0 < canary_share < 1:
         return SampleRatio(control, canary, canary_share, None, None, False)
     expected = np.array([total * (1 - canary_share), total * canary_share])
-    chi2, p = stats.chisquare([control, canary], expected)
+    chi2, p = _scipy_stats().chisquare([control, canary], expected)
     return SampleRatio(control, canary, canary_share, float(chi2), float(p), bool(p < threshold))

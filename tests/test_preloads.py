@@ -1,6 +1,8 @@
 """What the dbt step preloads for the nightly's later steps (assets/preloads.py)."""
 
+import subprocess
 import sys
+from pathlib import Path
 
 from dagster import AssetKey
 
@@ -36,3 +38,16 @@ def test_a_misconfigured_encoder_fails_its_load_not_the_dbt_step(tmp_path):
     with alongside(loads) as preloaded:
         pass
     assert set(preloaded.failed) == {"product encoder"} and "lancedb" not in preloaded.failed
+
+
+def test_loading_the_definitions_leaves_lancedb_and_scipy_stats_to_the_steps():
+    """Every `shopguide` command and Dagster run loads the definitions first: LanceDB (~2.3 s)
+    and scipy.stats (~1 s) are imported by the steps that use them (or the preloads), not
+    there."""
+    heavy = ("lancedb", "scipy.stats")
+    code = f"import sys, orchestration.definitions; print([m for m in {heavy!r} if m in sys.modules])"
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, check=True, cwd=root
+    )
+    assert out.stdout.strip() == "[]"
