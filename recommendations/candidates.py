@@ -186,8 +186,8 @@ class Generators:
             similar, similar_new = content_indexes(
                 inputs,
                 [
-                    (inputs.recommendable, limits.content, titles and titles.recommendable),
-                    (new_product, limits.new_products, titles and titles.new),
+                    (inputs.recommendable, limits.content, None if titles is None else titles.recommendable),
+                    (new_product, limits.new_products, None if titles is None else titles.new),
                 ],
                 limits.content_neighbors,
             )

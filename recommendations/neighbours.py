@@ -53,9 +53,9 @@ def nearest_neighbours_among(
     `m` (one for all, or one per set) from its own columns of that block. The content
     generator needs two indexes (all recommendable products, and the new ones among them); at
     100k products each pass is ~7.7 TFLOP, minutes on two cores, and the two sets' columns
-    are mostly the same. A set's values are those of its own pass: a product's element does
-    not depend on the other columns or rows multiplied with it (tested), so its top `m` are
-    the same."""
+    are mostly the same. A set's values are those of its own pass, so its top `m` are the
+    same: a similarity does not depend on the other columns multiplied with it, nor on the
+    other rows of its block once blocks hold MIN_BLOCK_ROWS rows (tested)."""
     n = len(vectors)
     ms = [m] * len(target_sets) if isinstance(m, int) else list(m)
     if len(ms) != len(target_sets):
@@ -71,7 +71,7 @@ def nearest_neighbours_among(
         None if targets[columns].all() else np.flatnonzero(targets[columns]) for targets in target_sets
     ]
     sizes = [len(columns) if at is None else len(at) for at in positions]
-    ks = [max(0, min(m, size)) for m, size in zip(ms, sizes, strict=True)]
+    ks = [max(0, min(wanted, size)) for wanted, size in zip(ms, sizes, strict=True)]
     if not any(ks):
         return [sp.csr_matrix((n, n), dtype=np.float32) for _ in target_sets]
     right = torch.from_numpy(np.ascontiguousarray(vectors[columns], dtype=np.float32)).T.contiguous()

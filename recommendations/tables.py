@@ -37,7 +37,7 @@ def recommendation_tables(
     # same blocks, threads and so the same values. None on a small catalog.
     with torch_threads(model.settings.threads):
         titles = title_neighbours(inputs, model.settings.limits, config.k)
-    similar = similar_products(inputs, config, titles and titles.recommendable)
+    similar = similar_products(inputs, config, None if titles is None else titles.recommendable)
     popular = popular_tables(
         inputs.purchases,
         recommendable,

@@ -200,7 +200,7 @@ def test_neighbour_blocks_side_by_side_give_the_serial_loops_values_bit_for_bit(
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     recommendable = rng.random(300) < 0.9
     new = recommendable & (rng.random(300) < 0.2)
-    cells = 7 * int(recommendable.sum())  # 7 rows a block: 43 blocks, the last one shorter
+    cells = 17 * int(recommendable.sum())  # 17 rows a block: 17 blocks, the last 11 rows joined
     side_by_side = nearest_neighbours_among(vectors, [recommendable, new], 8, cells=cells)
     monkeypatch.setattr(parallel_module, "MAX_WORKERS", 1)  # one block after the other
     serial = nearest_neighbours_among(vectors, [recommendable, new], 8, cells=cells)
