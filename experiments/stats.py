@@ -20,7 +20,7 @@ import numpy as np
 
 
 def _scipy_stats():
-    """scipy.stats, imported when first used: its import took ~1.5 s, which every process
+    """scipy.stats, imported when first used: its import took ~1 s, which every process
     that loads the Dagster definitions paid (assets.resources reads this package's config
     types), while only a running experiment's readout computes anything with it."""
     from scipy import stats
