@@ -47,6 +47,7 @@ def nearest_neighbours_among(
     target_sets: Sequence[np.ndarray],
     m: int | Sequence[int],
     cells: int = BLOCK_CELLS,
+    rows: np.ndarray | None = None,
 ) -> list[sp.csr_matrix]:
     """`nearest_neighbours` for several target sets from ONE pass over the similarities: each
     block of rows is multiplied once against the union of the sets, and each set takes its top
@@ -55,7 +56,9 @@ def nearest_neighbours_among(
     100k products each pass is ~7.7 TFLOP, minutes on two cores, and the two sets' columns
     are mostly the same. A set's values are those of its own pass, so its top `m` are the
     same: a similarity does not depend on the other columns multiplied with it, nor on the
-    other rows of its block once blocks hold MIN_BLOCK_ROWS rows (tested)."""
+    other rows of its block once blocks hold MIN_BLOCK_ROWS rows (tested). With `rows`
+    (product rows), only those rows are computed and the others are left empty: the ranker's
+    training reads only the rows of its sampled shoppers' products."""
     n = len(vectors)
     ms = [m] * len(target_sets) if isinstance(m, int) else list(m)
     if len(ms) != len(target_sets):
@@ -75,11 +78,14 @@ def nearest_neighbours_among(
     if not any(ks):
         return [sp.csr_matrix((n, n), dtype=np.float32) for _ in target_sets]
     right = torch.from_numpy(np.ascontiguousarray(vectors[columns], dtype=np.float32)).T.contiguous()
-    left = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
+    computed = np.arange(n) if rows is None else with_fewest_rows(rows, n)
+    left = torch.from_numpy(
+        np.ascontiguousarray(vectors if rows is None else vectors[computed], dtype=np.float32)
+    )
     step = max(MIN_BLOCK_ROWS, cells // len(columns))
-    bounds = block_bounds(n, step)
-    values = [np.empty((n, k), dtype=np.float32) for k in ks]
-    indices = [np.empty((n, k), dtype=np.int64) for k in ks]
+    bounds = block_bounds(len(computed), step)
+    values = [np.empty((len(computed), k), dtype=np.float32) for k in ks]
+    indices = [np.empty((len(computed), k), dtype=np.int64) for k in ks]
 
     def rows_from(rows: tuple[int, int]) -> None:
         start, stop = rows
@@ -99,7 +105,13 @@ def nearest_neighbours_among(
     # core of two while the other waited (the ranker's cut-offs run one at a time there).
     largest = max(stop - start for start, stop in bounds)
     map_in_threads(rows_from, bounds, memory_each=BLOCK_MEMORY * largest * len(columns))
-    return [_sorted_rows(v, ix, n) for v, ix in zip(values, indices, strict=True)]
+    return [_sorted_rows(v, ix, n, computed) for v, ix in zip(values, indices, strict=True)]
+
+
+def with_fewest_rows(rows: np.ndarray, n: int) -> np.ndarray:
+    """`rows` (of `n`) ascending and unique, with the first rows added up to MIN_BLOCK_ROWS
+    in all: a block of fewer would be multiplied another way (other last bits)."""
+    return np.union1d(rows, np.arange(min(n, MIN_BLOCK_ROWS)))
 
 
 def block_bounds(n: int, step: int) -> list[tuple[int, int]]:
@@ -111,17 +123,20 @@ def block_bounds(n: int, step: int) -> list[tuple[int, int]]:
     return list(zip(starts, [*starts[1:], n][: len(starts)], strict=True))
 
 
-def _sorted_rows(values: np.ndarray, indices: np.ndarray, n: int) -> sp.csr_matrix:
-    """The rows' (value, column) pairs as a canonical CSR matrix: columns ascending."""
+def _sorted_rows(values: np.ndarray, indices: np.ndarray, n: int, rows: np.ndarray) -> sp.csr_matrix:
+    """The (value, column) pairs of `rows` (ascending; the others empty) as a canonical n × n
+    CSR matrix: columns ascending."""
     k = values.shape[1]
     if k == 0:
         return sp.csr_matrix((n, n), dtype=np.float32)
     order = np.argsort(indices, axis=1, kind="stable")
+    per_row = np.zeros(n, dtype=np.int64)
+    per_row[rows] = k
     return sp.csr_matrix(
         (
             np.take_along_axis(values, order, axis=1).ravel(),
             np.take_along_axis(indices, order, axis=1).ravel(),
-            np.arange(0, n * k + 1, k),
+            np.r_[0, np.cumsum(per_row)],
         ),
         shape=(n, n),
     )

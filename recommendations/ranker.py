@@ -246,18 +246,20 @@ def _labelled_cutoff(
     truth = truth_rows(inputs, _window_purchases(data, cutoff, end))
     if truth.is_empty():
         return None
-    generators = Generators.fit(inputs, settings.limits, settings.threads)
-    found = _LabelledCutoff([], {"list": "popular_30d", "scores": {}}, 0, [])
-    if index == 0:
-        found.cold_start = choose_cold_start(generators, truth)
-        found.catalog = int(inputs.recommendable.sum())
-        found.product_ids = inputs.product_ids
     returning = np.diff(inputs.history.indptr) > 0
     users = np.unique(truth["user_row"].to_numpy())
     users = users[returning[users]]
     if len(users) > settings.max_training_users:
         rng = np.random.default_rng(int(cutoff.timestamp()))
         users = np.sort(rng.choice(users, settings.max_training_users, replace=False))
+    # Fitted for the sampled shoppers only: content's neighbour index then holds just their
+    # products' rows (candidates.Generators.fit), the same candidates for far less.
+    generators = Generators.fit(inputs, settings.limits, settings.threads, shoppers=users)
+    found = _LabelledCutoff([], {"list": "popular_30d", "scores": {}}, 0, [])
+    if index == 0:
+        found.cold_start = choose_cold_start(generators, truth)
+        found.catalog = int(inputs.recommendable.sum())
+        found.product_ids = inputs.product_ids
     if len(users) == 0:
         return found
     context = FeatureContext.build(inputs)

@@ -178,6 +178,26 @@ def test_a_set_shares_a_pass_with_the_same_values_as_its_own_pass():
         nearest_neighbours_among(vectors, [recommendable, new, new], [12, 5], cells=cells)
 
 
+def test_only_the_rows_asked_for_are_computed_with_the_full_pass_values():
+    """The ranker's training reads the neighbour rows of its sampled shoppers' products only:
+    those rows, computed alone, must be the full pass's bit for bit, even two of them (padded
+    to MIN_BLOCK_ROWS rows, which MKL multiplies the same way), and the others empty."""
+    rng = np.random.default_rng(22)
+    vectors = rng.standard_normal((600, 384)).astype(np.float32)
+    recommendable = rng.random(600) < 0.9
+    new = recommendable & (rng.random(600) < 0.3)
+    full = nearest_neighbours_among(vectors, [recommendable, new], [9, 4])
+    for rows in (np.array([7, 311]), np.sort(rng.choice(600, 150, replace=False)), np.arange(600)):
+        some = nearest_neighbours_among(vectors, [recommendable, new], [9, 4], rows=rows)
+        for a, b in zip(some, full, strict=True):
+            for row in range(600):
+                if row in rows:
+                    assert np.array_equal(a[row].indices, b[row].indices)
+                    assert a[row].data.tobytes() == b[row].data.tobytes()
+                elif row >= MIN_BLOCK_ROWS:  # the first rows pad a short set
+                    assert a[row].nnz == 0
+
+
 def test_no_row_block_is_left_with_fewer_than_the_fewest_rows():
     assert block_bounds(100, 30) == [(0, 30), (30, 60), (60, 100)]  # 10 rows left: joined
     assert block_bounds(100, 25) == [(0, 25), (25, 50), (50, 75), (75, 100)]
@@ -386,6 +406,26 @@ def test_content_over_new_products_cut_from_the_shared_pass_is_the_generators_ow
     # Neighbours of other new products (another window) are refused, not silently used.
     with pytest.raises(ValueError, match="other new products"):
         Generators.fit(inputs, replace(limits, new_product_days=1), titles=titles)
+
+
+def test_generators_fitted_for_some_shoppers_propose_for_them_what_the_full_fit_does(small_shop, monkeypatch):
+    """The ranker's training fits the generators for its sampled shoppers: on the
+    large-catalog path their content indexes hold only those shoppers' products' rows, and
+    the proposals and every signal must be the full fit's, bit for bit. Other shoppers are
+    refused, not proposed for from a partial index."""
+    inputs, _ = small_shop
+    monkeypatch.setattr(candidates_module, "CONTENT_SCAN", 0)
+    limits = replace(CandidateLimits(), als=0, ease=0, content_neighbors=6)
+    returning = np.flatnonzero(np.diff(inputs.history.indptr) > 0)
+    sampled = returning[::3]
+    full, some = Generators.fit(inputs, limits), Generators.fit(inputs, limits, shoppers=sampled)
+    assert some.similar.nnz < full.similar.nnz  # rows were left out
+    for exclude_bought in (False, True):
+        a, b = full.propose(sampled, exclude_bought), some.propose(sampled, exclude_bought)
+        assert np.array_equal(a.users, b.users) and np.array_equal(a.products, b.products)
+        assert all(a.signals[name].tobytes() == b.signals[name].tobytes() for name in a.signals)
+    with pytest.raises(ValueError, match="fitted for other shoppers"):
+        some.propose(returning[1:2], exclude_bought=False)
 
 
 def test_title_neighbours_bring_a_new_product_to_the_shopper_of_its_twin(monkeypatch):
