@@ -87,8 +87,8 @@ def nearest_neighbours_among(
     values = [np.empty((len(computed), k), dtype=np.float32) for k in ks]
     indices = [np.empty((len(computed), k), dtype=np.int64) for k in ks]
 
-    def rows_from(rows: tuple[int, int]) -> None:
-        start, stop = rows
+    def rows_from(span: tuple[int, int]) -> None:
+        start, stop = span
         block = left[start:stop] @ right
         for i, (at, k) in enumerate(zip(positions, ks, strict=True)):
             if k == 0:
