@@ -322,8 +322,8 @@ def content_indexes(
         if quota <= 0 or not targets.any():
             continue
         if targets.sum() <= CONTENT_SCAN:
-            rows = np.flatnonzero(targets)
-            indexes[i] = InnerProductIndex(inputs.product_matrix[rows], rows, len(targets))
+            scanned = np.flatnonzero(targets)  # not `rows`: the pass below reads those
+            indexes[i] = InnerProductIndex(inputs.product_matrix[scanned], scanned, len(targets))
         elif titles is not None:
             if np.diff(titles.indptr).min(initial=neighbors) < min(neighbors, int(targets.sum())):
                 raise ValueError(

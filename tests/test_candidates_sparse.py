@@ -507,3 +507,28 @@ def test_stacked_title_products_are_each_shoppers_own_product_bit_for_bit(n_owne
     stacked = np.matmul(anchors, picked.transpose(0, 2, 1))
     for i in range(9):
         assert np.array_equal(stacked[i], anchors[i] @ picked[i].T)
+
+
+def test_a_scanned_set_of_new_products_leaves_the_neighbour_rows_of_the_others_alone(small_shop, monkeypatch):
+    """Past CONTENT_SCAN recommendable products but not past it new ones, content scans the
+    new products and computes the recommendable ones' neighbours: for every product row
+    (a full fit), or for the sampled shoppers' products' rows (training). The scan's target
+    rows once stood in for those rows, so that only the new products' rows were computed."""
+    inputs, _ = small_shop
+    limits = replace(NONE, content=5, new_products=3, content_neighbors=4)
+    new = candidates_module.new_products(inputs, limits)
+    assert 0 < new.sum() < inputs.recommendable.sum()
+    monkeypatch.setattr(candidates_module, "CONTENT_SCAN", int(new.sum()))
+    expected = nearest_neighbours(inputs.product_matrix, inputs.recommendable, 4)
+    full = Generators.fit(inputs, limits)
+    assert isinstance(full.similar_new, InnerProductIndex)  # the new products are scanned
+    assert (full.similar != expected).nnz == 0 and np.array_equal(full.similar.indices, expected.indices)
+    returning = np.flatnonzero(np.diff(inputs.history.indptr) > 0)
+    sampled = returning[::3]
+    some = Generators.fit(inputs, limits, shoppers=sampled)
+    read = np.unique(inputs.history[sampled].indices)
+    computed = np.flatnonzero(np.diff(some.similar.indptr))  # `read`, padded to MIN_BLOCK_ROWS
+    assert set(read.tolist()) <= set(computed.tolist()) and len(computed) < inputs.products.height
+    assert (some.similar[read] != expected[read]).nnz == 0
+    for exclude_bought in (False, True):
+        assert proposals(full, sampled, exclude_bought) == proposals(some, sampled, exclude_bought)
