@@ -60,7 +60,9 @@ def rank_users(
     rank several policies without fitting them again."""
     if len(rows) > 1 and (np.diff(rows) <= 0).any():
         raise ValueError("rank_users needs sorted, distinct user rows")
-    generators = generators or Generators.fit(inputs, model.settings.limits, model.settings.threads)
+    generators = generators or Generators.fit(
+        inputs, model.settings.limits, model.settings.threads, shoppers=rows
+    )
     exclude_bought = policy == "new_items"
     booster = model.boosters.get(policy)
     n = len(rows)

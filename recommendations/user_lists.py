@@ -110,7 +110,15 @@ def _ranked_blocks(model, inputs, config, block, user_ids, titles) -> Iterator[p
     # cores instead of taking turns. The compiled code is the same either way.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="compile-booster") as compiling:
         scoring = compiling.submit(for_scoring, model, policy, shoppers)
-        generators = Generators.fit(inputs, model.settings.limits, model.settings.threads, titles)
+        # Only the ranked shoppers' rows of content's neighbour index: the intraday refresh's
+        # few active shoppers need not pay a large catalog's products × products pass.
+        generators = Generators.fit(
+            inputs,
+            model.settings.limits,
+            model.settings.threads,
+            titles,
+            shoppers=None if user_ids is None else rows,
+        )
         context = FeatureContext.build(inputs)
         model = scoring.result()
     block = balanced_block(len(rows), block, workers())

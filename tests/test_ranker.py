@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+import recommendations.candidates as candidates_module
 import recommendations.ranker as ranker_module
 from evaluation.protocol import SHIPPED, evaluate
 from recommendations.candidates import CandidateLimits, Generators
@@ -230,14 +231,34 @@ def test_blocks_of_shoppers_are_balanced_across_the_workers():
             assert blocks * block - shoppers < blocks  # the last block is at most `blocks` short
 
 
-def test_ranking_a_subset_of_shoppers_gives_their_rows_of_the_whole_table(capped_shop):
+@pytest.mark.parametrize("content_scan", [5_000, 0], ids=["scan", "neighbour_rows"])
+def test_ranking_a_subset_of_shoppers_gives_their_rows_of_the_whole_table(
+    capped_shop, content_scan, monkeypatch
+):
     # The intraday refresh ranks only the shoppers with new events: each must get exactly the
-    # list the whole table gives them, whoever else is (not) ranked beside them.
+    # list the whole table gives them, whoever else is (not) ranked beside them. On a large
+    # catalog (CONTENT_SCAN 0 here) the subset's generators compute only its shoppers'
+    # products' neighbour rows.
+    monkeypatch.setattr(candidates_module, "CONTENT_SCAN", content_scan)
+    fitted_for = []
+    fit = Generators.fit.__func__
+
+    def recorded_fit(cls, *args, shoppers=None, **kwargs):
+        fitted_for.append(shoppers)
+        return fit(cls, *args, shoppers=shoppers, **kwargs)
+
+    monkeypatch.setattr(Generators, "fit", classmethod(recorded_fit))
     model, inputs, config = capped_shop
     whole = ranked_user_table(model, inputs, config)
     ids = inputs.users["user_id"].to_list()
     some = [ids[-1], ids[3], ids[0], ids[3]]  # unsorted, repeated: rows are sorted and distinct
     part = ranked_user_table(model, inputs, config, block=2, user_ids=some)
+    assert fitted_for[0] is None and fitted_for[1].tolist() == [0, 3, len(ids) - 1]
+    if content_scan == 0:  # fewer neighbour rows computed for the subset
+        limits = model.settings.limits
+        assert Generators.fit(inputs, limits, shoppers=fitted_for[1]).similar.nnz < (
+            Generators.fit(inputs, limits).similar.nnz
+        )
     assert set(part["user_id"]) == set(some)
     assert part.equals(whole.filter(pl.col("user_id").is_in(some)))
     assert ranked_user_table(model, inputs, config, user_ids=[]).is_empty()
