@@ -23,7 +23,6 @@ from datetime import date
 
 import numpy as np
 import polars as pl
-import torch
 
 from core.errors import NotEnoughHistory
 from evaluation import metrics
@@ -142,6 +141,8 @@ def prepare_stage(
 
 def rank_by_scores(method, stage: Stage, k: int, exclude_bought: bool) -> np.ndarray:
     """Full-catalog top-k of a fitted baseline for the stage's evaluated users."""
+    import torch
+
     inputs = stage.inputs
     blocked = torch.from_numpy(~inputs.recommendable)
     tiebreak = torch.from_numpy(stage.tiebreak)

@@ -33,7 +33,6 @@ from datetime import timedelta
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
-import torch
 from threadpoolctl import threadpool_limits
 
 from recommendations.collaborative import ALS, EASE
@@ -290,6 +289,8 @@ class Generators:
         return users, products
 
     def _ease(self, ease: np.ndarray | None, bought: Bought) -> Proposals:
+        import torch
+
         if ease is None or self.limits.ease <= 0:
             return nothing()
         scores = torch.from_numpy(np.array(ease, dtype=np.float32))  # a copy: `ease` feeds the features
@@ -398,6 +399,8 @@ def ranked_list(scores: np.ndarray, allowed: np.ndarray, then: np.ndarray) -> np
 @contextmanager
 def torch_threads(threads: int) -> Iterator[None]:
     """torch's intra-op threads set to `threads` inside the block, restored after."""
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

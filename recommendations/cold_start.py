@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-import torch
 
 from recommendations.candidates import Generators
 from recommendations.inputs import purchase_counts
@@ -44,6 +43,8 @@ def cold_start_list(generators: Generators, name: str, row: int) -> tuple[np.nda
 
 
 def top_k(scores: np.ndarray, allowed: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    import torch
+
     # Copies: the scores may be a read-only broadcast view, and masked_fill allocates anyway.
     masked = torch.from_numpy(np.array(scores, dtype=np.float32)).masked_fill(
         ~torch.from_numpy(np.array(allowed, dtype=bool)), float("-inf")

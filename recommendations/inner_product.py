@@ -11,8 +11,12 @@ the largest norm not visited yet. The answer is the same as the full scan's.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 FIRST_STAGE = 4096  # items in the first stage; each next stage is 4 times larger
 STAGE_CELLS = 8_000_000  # scores one chunk of a stage may hold: queries × stage items
@@ -22,6 +26,8 @@ class InnerProductIndex:
     """`ids[i]`'s vector is `vectors[i]`; `top` returns each query's best ids."""
 
     def __init__(self, vectors: np.ndarray, ids: np.ndarray, n_ids: int):
+        import torch
+
         norms = np.linalg.norm(vectors, axis=1).astype(np.float32)
         order = np.argsort(-norms, kind="stable")
         self.ids = np.asarray(ids, dtype=np.int64)[order]
@@ -38,6 +44,8 @@ class InnerProductIndex:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(query positions, ids, scores): each query's `n` ids with the highest dot product,
         skipping the (query position, id) pairs in `excluded`."""
+        import torch
+
         k = min(n, len(self.ids))
         if k <= 0 or len(queries) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
@@ -73,6 +81,8 @@ class InnerProductIndex:
         return owner[found], self.ids[best_at.numpy()[found]], best.numpy()[found]
 
     def _excluded(self, excluded: tuple[np.ndarray, np.ndarray] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         if excluded is None or len(excluded[0]) == 0:
             return torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64)
         rows, ids = excluded

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 from recommendations.parallel import map_in_threads
 
@@ -59,6 +58,8 @@ def nearest_neighbours_among(
     other rows of its block once blocks hold MIN_BLOCK_ROWS rows (tested). With `rows`
     (product rows), only those rows are computed and the others are left empty: the ranker's
     training reads only the rows of its sampled shoppers' products."""
+    import torch
+
     n = len(vectors)
     ms = [m] * len(target_sets) if isinstance(m, int) else list(m)
     if len(ms) != len(target_sets):

@@ -13,12 +13,15 @@ so the same input gives the same proposals.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 from recommendations.topk import top_in_rows
+
+if TYPE_CHECKING:
+    import torch
 
 Proposals = tuple[np.ndarray, np.ndarray]  # (block positions, product rows)
 
@@ -104,6 +107,8 @@ def from_lists(lists: list[np.ndarray], segment: np.ndarray, n: int, bought: Bou
 def dense_top(scores: torch.Tensor, targets: np.ndarray, n: int, bought: Bought) -> Proposals:
     """Each row's `n` best positive scores of a dense block positions × `targets` (product
     rows) block, -inf where not allowed, without what the shopper bought."""
+    import torch
+
     users, products = bought.pairs()
     if len(users):
         position = np.full(bought.n_products, -1, dtype=np.int64)

@@ -16,15 +16,19 @@ same lists without a second products × products pass.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
-import torch
 
 from recommendations.config import RecommendationConfig
 from recommendations.inputs import RecInputs
 from recommendations.similar_neighbours import holds_top, top_from_titles
 from recommendations.topk import top_k_in_blocks
+
+if TYPE_CHECKING:
+    import torch
 
 
 def weighted_cooccurrence(cooccurrence: sp.csr_matrix, weight: float) -> sp.csr_matrix | None:
@@ -44,6 +48,8 @@ def weighted_cooccurrence(cooccurrence: sp.csr_matrix, weight: float) -> sp.csr_
 
 def _add_sparse(total: torch.Tensor, block: sp.csr_matrix | None) -> None:
     """total += block, touching only the non-zeros."""
+    import torch
+
     if block is None or block.nnz == 0:
         return
     coo = block.tocoo()
@@ -54,6 +60,8 @@ def _add_sparse(total: torch.Tensor, block: sp.csr_matrix | None) -> None:
 def _bias(popularity: np.ndarray, weight: float, recommendable: np.ndarray) -> torch.Tensor:
     """weight · popularity, and -inf where a product may never be shown: one row added to
     every block by the matmul itself (addmm), so masking costs no extra pass."""
+    import torch
+
     bias = weight * torch.from_numpy(popularity.astype(np.float32))
     return bias.masked_fill(torch.from_numpy(~recommendable), float("-inf")).unsqueeze(0)
 
@@ -62,6 +70,8 @@ def _dense_top(
     inputs: RecInputs, weighted: sp.csr_matrix | None, w: float, k: int, block_size: int
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Every product scored against every product, a block of anchors at a time."""
+    import torch
+
     products = torch.from_numpy(inputs.product_matrix)
     bias = _bias(np.zeros(len(inputs.recommendable), dtype=np.float32), 0.0, inputs.recommendable)
     n = inputs.product_matrix.shape[0]

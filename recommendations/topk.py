@@ -11,14 +11,17 @@ each shopper's candidates): vectorised over all rows at once, ties broken by col
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
-# score_block(start, stop) -> (scores, explain); explain(top_positions) -> {name: rows × k}
-Explain = Callable[[torch.Tensor], dict[str, torch.Tensor]]
-ScoreBlock = Callable[[int, int], tuple[torch.Tensor, Explain]]
+if TYPE_CHECKING:  # torch is imported where it is used: loading the definitions stays without it
+    import torch
+
+    # score_block(start, stop) -> (scores, explain); explain(top_positions) -> {name: rows × k}
+    Explain = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+    ScoreBlock = Callable[[int, int], tuple[torch.Tensor, Explain]]
 
 
 def top_k_in_blocks(
@@ -28,6 +31,8 @@ def top_k_in_blocks(
     and a function that, given the block's top positions, returns the score components
     there. Returns (indices, scores, components), each rows × k, best first; a row with
     fewer than k allowed columns is padded with index -1 and score -inf."""
+    import torch
+
     k_eff = min(k, n_columns)
     indices = np.full((n_rows, k), -1, dtype=np.int64)
     scores = np.full((n_rows, k), -np.inf, dtype=np.float32)
@@ -58,6 +63,8 @@ def top_in_rows(indptr: np.ndarray, values: np.ndarray, n: int, then: np.ndarray
     without a Python loop per row: rows longer than `n` are grouped by the power of two above
     their length and padded to a matrix (so the padding at most doubles the work) for
     torch.topk, which finds each row's cut."""
+    import torch
+
     lengths = np.diff(indptr)
     if n <= 0:
         return np.zeros(len(values), dtype=bool)
