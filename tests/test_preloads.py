@@ -42,8 +42,8 @@ def test_a_misconfigured_encoder_fails_its_load_not_the_dbt_step(tmp_path):
 
 def test_loading_the_definitions_leaves_lancedb_torch_and_scipy_stats_to_the_steps():
     """Every `shopguide` command and Dagster run loads the definitions first: LanceDB (~2.3 s),
-    torch (2.1-2.7 s on a busy machine) and scipy.stats (~1 s) are imported by the steps that use them (or the
-    preloads, while dbt runs), not there."""
+    torch (2.1-2.7 s on a busy machine) and scipy.stats (~1 s) are imported by the steps that
+    use them (or the preloads, while dbt runs), not there."""
     heavy = ("lancedb", "torch", "scipy.stats")
     code = f"import sys, orchestration.definitions; print([m for m in {heavy!r} if m in sys.modules])"
     root = Path(__file__).resolve().parents[1]
