@@ -3,6 +3,7 @@
 Plain functions over a block of shoppers (their positions 0..B-1 in the block), each
 returning the proposals as two parallel arrays (block positions, product rows):
 - `top_entries`: each row's best stored entries of a sparse block (history, co-occurrence);
+- `top_cells`: the same over a dense block (co-occurrence on a small, well-filled catalog);
 - `from_lists`: the first few of a ranked list shared by a segment (best-sellers, a country's);
 - `dense_top`: each row's best of a dense block over a few target products (EASE);
 - `pooled_top`: the best of a sparse candidate pool, re-scored exactly (content).
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from recommendations.topk import top_in_rows
+from recommendations.topk import largest_in_rows, top_in_rows
 
 if TYPE_CHECKING:
     import torch
@@ -59,6 +60,8 @@ class Bought:
         users, products = self.keys // max(self.n_products, 1), self.keys % max(self.n_products, 1)
         if subset is None:
             return users, products
+        if len(subset) == 0:  # (no shopper of the block has a vector: nothing to index into)
+            return nothing()
         at = np.searchsorted(subset, users)
         inside = (at < len(subset)) & (subset[np.minimum(at, len(subset) - 1)] == users)
         return at[inside], products[inside]
@@ -80,6 +83,21 @@ def top_entries(
     tie_break = None if then is None else then[products]
     keep = top_in_rows(row_starts(users, matrix.shape[0]), values, n, tie_break)
     return users[keep], products[keep]
+
+
+def top_cells(matrix: np.ndarray, n: int, allowed: np.ndarray, bought: Bought) -> Proposals:
+    """`top_entries` (without `then`) of a dense block: the same proposals as from the
+    block's sparse form, an unstored entry being a zero, which is never proposed."""
+    import torch
+
+    if n <= 0 or matrix.size == 0:
+        return nothing()
+    scores = torch.from_numpy(np.where((matrix > 0) & allowed[None, :], matrix, -np.inf).astype(np.float32))
+    users, products = bought.pairs()
+    scores[torch.from_numpy(users), torch.from_numpy(products)] = float("-inf")
+    keep = largest_in_rows(scores, min(n, matrix.shape[1])) & torch.isfinite(scores)
+    users, products = np.nonzero(keep.numpy())
+    return users.astype(np.int64), products.astype(np.int64)
 
 
 def from_lists(lists: list[np.ndarray], segment: np.ndarray, n: int, bought: Bought) -> Proposals:

@@ -83,20 +83,29 @@ def top_in_rows(indptr: np.ndarray, values: np.ndarray, n: int, then: np.ndarray
             valid = offsets[None, :] < lengths[part][:, None]
             index = np.where(valid, indptr[part][:, None] + offsets[None, :], 0)
             padded = torch.from_numpy(np.where(valid, values[index], -np.inf))
-            cut = torch.topk(padded, n, dim=1).values[:, -1:]
-            above = padded > cut
-            tied = padded == cut
-            room = n - above.sum(dim=1, keepdim=True)
-            if then is None:
-                place = torch.cumsum(tied, dim=1)  # 1, 2, ... along the tied entries
-            else:  # tied entries by `then`, highest first (a stable sort keeps columns' order)
-                key = torch.from_numpy(np.where(valid, then[index], -np.inf)).masked_fill(~tied, -np.inf)
-                order = torch.sort(key, dim=1, descending=True, stable=True).indices
-                ranks = torch.arange(1, width + 1).expand_as(order)
-                place = torch.empty_like(order).scatter_(1, order, ranks)
-            chosen = above | (tied & (place <= room))
+            key = None if then is None else torch.from_numpy(np.where(valid, then[index], -np.inf))
+            chosen = largest_in_rows(padded, n, key)
             keep[index[valid]] = chosen.numpy()[valid]
     return keep
+
+
+def largest_in_rows(scores: torch.Tensor, n: int, then: torch.Tensor | None = None) -> torch.Tensor:
+    """A mask over a matrix (rows × width, n ≤ width) keeping each row's `n` largest values;
+    ties at the cut keep the higher `then` (one value per cell), then the lowest columns.
+    -inf cells are kept only where a row has fewer than `n` others: callers drop them."""
+    import torch
+
+    cut = torch.topk(scores, n, dim=1).values[:, -1:]
+    above = scores > cut
+    tied = scores == cut
+    room = n - above.sum(dim=1, keepdim=True)
+    if then is None:
+        place = torch.cumsum(tied, dim=1)  # 1, 2, ... along the tied entries
+    else:  # tied entries by `then`, highest first (a stable sort keeps columns' order)
+        order = torch.sort(then.masked_fill(~tied, -np.inf), dim=1, descending=True, stable=True).indices
+        ranks = torch.arange(1, scores.shape[1] + 1).expand_as(order)
+        place = torch.empty_like(order).scatter_(1, order, ranks)
+    return above | (tied & (place <= room))
 
 
 def top_per_row(matrix: sp.csr_matrix, n: int) -> sp.csr_matrix:

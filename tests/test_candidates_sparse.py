@@ -28,7 +28,7 @@ from recommendations.neighbours import (
     nearest_neighbours,
     nearest_neighbours_among,
 )
-from recommendations.proposals import dot_at
+from recommendations.proposals import Bought, canonical, dot_at, top_cells, top_entries
 from recommendations.shop import inputs_as_of
 from recommendations.signals import cooccurrence_matrix
 from recommendations.topk import ranks_in_groups, top_in_rows
@@ -61,6 +61,44 @@ def test_top_in_rows_keeps_each_rows_largest_and_breaks_ties_by_the_key_then_the
             assert set(np.flatnonzero(keep[start:stop]).tolist()) == brute_top(values[start:stop], n)
             order = np.lexsort((np.arange(stop - start), -then[start:stop], -values[start:stop]))
             assert set(np.flatnonzero(broken[start:stop]).tolist()) == set(order[:n].tolist())
+
+
+def test_a_dense_block_proposes_what_its_sparse_form_does():
+    """top_cells against top_entries: ties, negatives, zeros, disallowed and bought products,
+    rows with fewer usable products than asked for, and quotas past the catalog's width."""
+    rng = np.random.default_rng(5)
+    dense = rng.integers(-2, 5, (70, 40)).astype(np.float32)  # many ties, negatives and zeros
+    dense[3] = 0  # a row with nothing to propose
+    dense[4, 1:] = -1  # a row with one
+    allowed = rng.random(40) < 0.8
+    purchased = sp.csr_matrix((rng.random((70, 40)) < 0.2).astype(np.float32))
+    sparse = canonical(sp.csr_matrix(dense))
+    for bought in (Bought(None, 40), Bought(purchased, 40)):
+        for n in (0, 1, 7, 40, 60):
+            expected = top_entries(sparse, n, allowed, bought)
+            found = top_cells(dense, n, allowed, bought)
+            assert set(zip(*map(np.ndarray.tolist, found), strict=True)) == set(
+                zip(*map(np.ndarray.tolist, expected), strict=True)
+            ), n
+            assert len(found[0]) == len(expected[0])
+    assert top_cells(np.zeros((0, 40), np.float32), 5, allowed, Bought(None, 40))[0].shape == (0,)
+
+
+def test_bought_pairs_of_no_shoppers_are_none():
+    """A block where no shopper has a vector scans none of them for content."""
+    bought = Bought(sp.csr_matrix(np.eye(3, dtype=np.float32)), 3)
+    users, products = bought.pairs(np.zeros(0, dtype=np.int64))
+    assert users.shape == products.shape == (0,)
+    assert bought.pairs(np.array([1]))[1].tolist() == [1]
+
+
+def test_cooccurrence_is_held_dense_only_when_small_and_full_enough(monkeypatch):
+    full = sp.csr_matrix(np.ones((30, 30), dtype=np.float32))
+    assert np.array_equal(candidates_module.dense_cooccurrence(full), full.toarray())
+    assert candidates_module.dense_cooccurrence(sp.csr_matrix((30, 30), dtype=np.float32)) is None  # empty
+    assert candidates_module.dense_cooccurrence(sp.eye(30, format="csr", dtype=np.float32)) is None  # 3% full
+    monkeypatch.setattr(candidates_module, "DENSE_COOCCURRENCE_CELLS", 899)
+    assert candidates_module.dense_cooccurrence(full) is None  # too big
 
 
 def test_sample_at_reads_the_stored_value_of_each_pair_as_scipy_does():
@@ -318,19 +356,43 @@ def proposals(generators: Generators, rows: np.ndarray, exclude_bought: bool) ->
     return set(zip(found.users.tolist(), found.products.tolist(), strict=True))
 
 
+def with_cooccurrence(generators: Generators, held: str) -> Generators:
+    """The small shop's co-occurrence is held dense (small and full): `sparse` takes it away."""
+    assert generators.cooccurrence_dense is not None
+    return generators if held == "dense" else replace(generators, cooccurrence_dense=None)
+
+
 @pytest.mark.parametrize("exclude_bought", [False, True], ids=["repurchase", "new_items"])
-@pytest.mark.parametrize("name", GENERATORS)
+@pytest.mark.parametrize(
+    ("name", "held"), [(name, "dense") for name in GENERATORS] + [("cooccurrence", "sparse")]
+)
 def test_each_sparse_generator_equals_the_dense_reference_where_no_cap_binds(
-    small_shop, name, exclude_bought
+    small_shop, name, held, exclude_bought
 ):
     inputs, fitted = small_shop
     rows = np.flatnonzero(np.diff(inputs.history.indptr) > 0)
-    only = replace(fitted, limits=replace(NONE, **{name: getattr(CandidateLimits(), name)}))
+    only = replace(
+        with_cooccurrence(fitted, held), limits=replace(NONE, **{name: getattr(CandidateLimits(), name)})
+    )
     assert proposals(only, rows, exclude_bought) == dense_proposals(only, name, rows, exclude_bought)
 
 
-def test_the_signals_at_each_pair_are_the_dense_scores_there(small_shop):
+@pytest.mark.parametrize("exclude_bought", [False, True], ids=["repurchase", "new_items"])
+def test_dense_and_sparse_cooccurrence_give_the_same_candidates_bit_for_bit(small_shop, exclude_bought):
+    inputs, fitted = small_shop
+    rows = np.arange(inputs.history.shape[0])
+    dense = fitted.propose(rows, exclude_bought)
+    sparse = with_cooccurrence(fitted, "sparse").propose(rows, exclude_bought)
+    assert np.array_equal(dense.users, sparse.users) and np.array_equal(dense.products, sparse.products)
+    assert dense.signals["cooccurrence"].any()
+    for name, values in sparse.signals.items():
+        assert np.array_equal(dense.signals[name], values), name
+
+
+@pytest.mark.parametrize("held", ["dense", "sparse"])
+def test_the_signals_at_each_pair_are_the_dense_scores_there(small_shop, held):
     inputs, generators = small_shop
+    generators = with_cooccurrence(generators, held)
     rows = np.flatnonzero(np.diff(inputs.history.indptr) > 0)
     found = generators.propose(rows, exclude_bought=False)
     at = np.searchsorted(rows, found.users)
