@@ -37,7 +37,7 @@ from recommendations.features import FEATURES, RANKED_SIGNALS, FeatureContext
 from recommendations.inputs import RecInputs
 from recommendations.parallel import map_in_threads
 from recommendations.shop import ShopData, inputs_as_of
-from recommendations.topk import ranks_in_groups
+from recommendations.topk import PAD_CELLS, ranks_in_groups
 
 POLICIES = ("repurchase", "new_items")
 # 2: lists follow a diversity rule chosen in training (protected places); 3: candidates
@@ -343,25 +343,51 @@ _PROTECTED_KEY = 1e6  # above any penalised LightGBM score
 
 
 def list_order(
-    scores: np.ndarray, exposure: np.ndarray, users: np.ndarray, penalty: float, protected: int
+    scores: np.ndarray,
+    exposure: np.ndarray,
+    users: np.ndarray,
+    penalty: float,
+    protected: int,
+    rank: np.ndarray | None = None,
 ) -> np.ndarray:
     """The value each shopper's candidates are listed by (highest first), pairs grouped by
     shopper: the model's `protected` best first, in its order, then the rest by score less the
-    penalty on each pair's product exposure (a share of shoppers, 0-1)."""
+    penalty on each pair's product exposure (a share of shoppers, 0-1). `rank`:
+    ranks_in_groups(users, scores), when the caller has it already."""
     key = scores.astype(np.float64) - penalty * np.log1p(EXPOSURE_SCALE * exposure)
     if protected > 0:
-        rank = ranks_in_groups(users, scores)
+        rank = ranks_in_groups(users, scores) if rank is None else rank
         key = np.where(rank <= protected, _PROTECTED_KEY - rank, key)
     return key
 
 
 def _top10(scores: np.ndarray, groups: np.ndarray):
-    """(owner group per pair, the pairs in each group's top 10, their places 0-9)."""
+    """(owner group per pair, the pairs in each group's top 10, their places 0-9), groups
+    ascending and places in order; ties: the earlier pair first. The groups, contiguous, are
+    padded to the largest (a shopper's candidates are bounded by the generators' limits) and
+    sorted a chunk of rows at a time: ~2× faster than one lexsort of every pair, and
+    choose_diversity takes 41 top 10s per policy (docs/recommendations.md)."""
+    import torch
+
     owner = np.repeat(np.arange(len(groups)), groups)
-    order = np.lexsort((-scores, owner))
-    starts = np.r_[0, np.cumsum(groups)[:-1]]
-    rank = np.arange(len(order)) - np.repeat(starts, groups)
-    return owner, order[rank < 10], rank[rank < 10]
+    starts = np.r_[0, np.cumsum(groups)[:-1]].astype(np.int64)
+    width = int(groups.max(initial=0))
+    if width == 0:
+        return owner, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    offsets = np.arange(width)
+    top, place = [], []
+    step = max(1, PAD_CELLS // width)
+    for first in range(0, len(groups), step):
+        lengths, begin = groups[first : first + step], starts[first : first + step]
+        valid = offsets[None, :] < lengths[:, None]
+        index = np.where(valid, begin[:, None] + offsets[None, :], 0)
+        # Ascending on -score with +inf padding: a stable sort keeps tied pairs in order.
+        padded = torch.from_numpy(np.where(valid, -np.asarray(scores, dtype=np.float64)[index], np.inf))
+        order = torch.sort(padded, dim=1, stable=True).indices[:, :10].numpy()
+        keep = order < lengths[:, None]
+        top.append((begin[:, None] + order)[keep])
+        place.append(np.broadcast_to(np.arange(order.shape[1]), order.shape)[keep])
+    return owner, np.concatenate(top), np.concatenate(place)
 
 
 def holdout_top10(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, products: np.ndarray):
@@ -397,12 +423,14 @@ def choose_diversity(
     plain = holdout_top10(raw, y, g, products)[0]
     shares = list_exposure(raw, g, products, int(products.max()) + 1)
     exposure = shares[products]
+    rank = ranks_in_groups(owner, raw)  # the protected places' order: the same for every setting
     scored, tried = [], {}
     for protected in PROTECTED:
         for penalty in PENALTIES:
             if penalty == 0.0 and protected > 0:
                 continue  # the same order as the plain model
-            ndcg, shown = holdout_top10(list_order(raw, exposure, owner, penalty, protected), y, g, products)
+            order = list_order(raw, exposure, owner, penalty, protected, rank)
+            ndcg, shown = holdout_top10(order, y, g, products)
             coverage = shown / data.holdout_catalog
             tried[f"{penalty}/{protected}"] = {"ndcg@10": round(ndcg, 6), "coverage@10": round(coverage, 4)}
             if coverage >= MIN_COVERAGE and ndcg >= plain * (1 - MAX_NDCG_COST):

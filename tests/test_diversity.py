@@ -7,7 +7,9 @@ from __future__ import annotations
 from datetime import datetime
 
 import numpy as np
+import pytest
 
+import recommendations.ranker as ranker_module
 from recommendations.features import FEATURES
 from recommendations.ranker import (
     COVERAGE_TARGET,
@@ -18,6 +20,7 @@ from recommendations.ranker import (
     choose_diversity,
     list_order,
 )
+from recommendations.topk import PAD_CELLS, ranks_in_groups
 
 SCORE = FEATURES.index("cooccurrence")  # where the fake booster reads its score
 SOLD = FEATURES.index("sold_30d")
@@ -139,3 +142,36 @@ def test_no_rule_is_applied_when_the_coverage_goal_costs_too_much_accuracy():
     assert reaching and all(
         v["ndcg@10"] < info["holdout_diversity"]["0.0/0"]["ndcg@10"] * 0.9 for v in reaching
     )
+
+
+def lexsorted_top10(scores: np.ndarray, groups: np.ndarray):
+    """The reference: one lexsort of every pair by group, then score, then position."""
+    owner = np.repeat(np.arange(len(groups)), groups)
+    order = np.lexsort((-scores, owner))
+    rank = np.arange(len(order)) - np.repeat(np.r_[0, np.cumsum(groups)[:-1]], groups)
+    return order[rank < 10], rank[rank < 10]
+
+
+@pytest.mark.parametrize("pad_cells", [PAD_CELLS, 50])  # one chunk, and a few rows a chunk
+def test_each_groups_top_10_is_the_lexsorts_ties_to_the_earlier_pair(monkeypatch, pad_cells):
+    monkeypatch.setattr(ranker_module, "PAD_CELLS", pad_cells)
+    rng = np.random.default_rng(9)
+    groups = rng.integers(0, 40, 200)
+    groups[:3] = [0, 3, 37]  # an empty group, one shorter than 10, one far longer
+    scores = rng.integers(0, 4, groups.sum()).astype(np.float64)  # many ties
+    owner, top, place = ranker_module._top10(scores, groups)
+    expected_top, expected_place = lexsorted_top10(scores, groups)
+    assert np.array_equal(top, expected_top) and np.array_equal(place, expected_place)
+    assert np.array_equal(owner, np.repeat(np.arange(200), groups))
+    assert ranker_module._top10(scores[:0], np.zeros(0, dtype=np.int64))[1].shape == (0,)
+
+
+def test_a_rank_given_to_the_list_order_is_the_one_it_would_compute():
+    rng = np.random.default_rng(10)
+    users = np.repeat(np.arange(30), 12)
+    scores = rng.integers(0, 5, len(users)).astype(np.float64)
+    exposure = rng.random(len(users))
+    rank = ranks_in_groups(users, scores)
+    for protected in (0, 1, 3):
+        expected = list_order(scores, exposure, users, 0.3, protected)
+        assert np.array_equal(list_order(scores, exposure, users, 0.3, protected, rank), expected)
