@@ -1,5 +1,6 @@
 """Recommendation tables on tiny hand-made inputs: filters, fallbacks, reasons, top-K."""
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -153,6 +154,21 @@ def test_every_list_is_filtered_unique_and_explained(tiny):
     assert any(r.startswith(("bought with Red Mug", "similar to Red Mug")) for r in u1["reason"])
     # A French shopper without history gets France's list first.
     assert recs.filter(pl.col("user_id") == "u3").sort("rank")["product_id"][0] == "MUG3"
+
+
+def test_a_shop_without_shopper_vectors_still_gets_lists_without_what_they_bought(tiny):
+    """No shopper has a vector (the user_embeddings table missing or empty): content proposes
+    nothing, the other generators still do. It raised IndexError with repurchase off."""
+    blind = replace(
+        tiny, user_matrix=np.zeros_like(tiny.user_matrix), has_vector=np.zeros_like(tiny.has_vector)
+    )
+    recs = recommendation_tables(blind, RecommendationConfig(k=3, allow_repurchase=False))[
+        "user_recommendations"
+    ]
+    assert set(recs["user_id"]) == {"u1", "u2", "u3", "u4"}
+    bought = {("u1", "MUG1"), ("u2", "TEA1"), ("u2", "MUG2")}
+    assert not bought & set(zip(recs["user_id"], recs["product_id"], strict=True))
+    assert (recs["content_score"].fill_null(0) == 0).all()
 
 
 def test_repurchase_allowed_keeps_bought_items_eligible(tiny):
