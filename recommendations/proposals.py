@@ -92,7 +92,9 @@ def top_cells(matrix: np.ndarray, n: int, allowed: np.ndarray, bought: Bought) -
 
     if n <= 0 or matrix.size == 0:
         return nothing()
-    scores = torch.from_numpy(np.where((matrix > 0) & allowed[None, :], matrix, -np.inf).astype(np.float32))
+    scores = torch.from_numpy(
+        np.where((matrix > 0) & allowed[None, :], matrix, -np.inf).astype(np.float32, copy=False)
+    )
     users, products = bought.pairs()
     scores[torch.from_numpy(users), torch.from_numpy(products)] = float("-inf")
     keep = largest_in_rows(scores, min(n, matrix.shape[1])) & torch.isfinite(scores)

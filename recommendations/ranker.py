@@ -30,7 +30,13 @@ import numpy as np
 import polars as pl
 from threadpoolctl import threadpool_limits
 
-from recommendations.candidates import CANDIDATE_BLOCK, CandidateLimits, Generators, torch_threads
+from recommendations.candidates import (
+    CANDIDATE_BLOCK,
+    DENSE_COOCCURRENCE_CELLS,
+    CandidateLimits,
+    Generators,
+    torch_threads,
+)
 from recommendations.cold_start import choose_cold_start
 from recommendations.config import RecommendationConfig
 from recommendations.features import FEATURES, RANKED_SIGNALS, FeatureContext
@@ -218,10 +224,14 @@ def training_set(
 
 def cutoff_memory(data: ShopData, settings: RankerSettings) -> int:
     """A rough upper bound of one cut-off's bytes while it is built: its inputs and fitted
-    generators (a few copies of the event log's size) and its candidates' features (every
-    generator's quota for each sampled shopper, float32)."""
+    generators (a few copies of the event log's size, and the co-occurrence matrix when they
+    hold it dense) and its candidates' features (every generator's quota for each sampled
+    shopper, float32)."""
     shoppers = min(settings.max_training_users, data.users.height)
-    return 4 * int(data.events.estimated_size()) + shoppers * settings.limits.per_shopper * len(FEATURES) * 4
+    cells = data.products.height**2
+    dense = 4 * cells if cells <= DENSE_COOCCURRENCE_CELLS else 0
+    features = shoppers * settings.limits.per_shopper * len(FEATURES) * 4
+    return 4 * int(data.events.estimated_size()) + dense + features
 
 
 @dataclass

@@ -426,3 +426,11 @@ def test_a_damaged_saved_model_is_passed_over_and_retrained(tmp_path):
     # The same model id: the damaged folder was replaced whole, so the next night reuses it.
     assert again.model_id == model.model_id
     assert latest_model(tmp_path, FAST, as_of, 7).model_id == model.model_id
+
+
+def test_a_cutoffs_memory_bound_counts_a_dense_cooccurrence_only_where_one_is_held(monkeypatch):
+    products, vectors = catalog(50)
+    data = shop([("u1", "s1", "p0001", "purchase", START, "UK")], products, vectors)
+    held = ranker_module.cutoff_memory(data, RankerSettings())
+    monkeypatch.setattr(ranker_module, "DENSE_COOCCURRENCE_CELLS", 50**2 - 1)  # too big to hold dense
+    assert held - ranker_module.cutoff_memory(data, RankerSettings()) == 4 * 50**2
