@@ -136,10 +136,12 @@ def dense_top(scores: torch.Tensor, targets: np.ndarray, n: int, bought: Bought)
         at = position[products]
         hit = at >= 0
         scores[torch.from_numpy(users[hit]), torch.from_numpy(at[hit])] = float("-inf")
-    values, top = torch.topk(scores, min(n, scores.shape[1]), dim=1)
-    keep = (values > 0).numpy()
-    owner = np.repeat(np.arange(scores.shape[0], dtype=np.int64), top.shape[1]).reshape(top.shape)
-    return owner[keep], targets[top.numpy()[keep]]
+    if scores.shape[1] == 0:
+        return nothing()
+    # The module's tie rule (the lowest product row), not torch.topk's order among equal scores.
+    keep = largest_in_rows(scores, min(n, scores.shape[1])) & (scores > 0)
+    owner, position = np.nonzero(keep.numpy())
+    return owner.astype(np.int64), targets[position]
 
 
 def pooled_top(

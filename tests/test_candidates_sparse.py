@@ -28,7 +28,7 @@ from recommendations.neighbours import (
     nearest_neighbours,
     nearest_neighbours_among,
 )
-from recommendations.proposals import Bought, canonical, dot_at, top_cells, top_entries
+from recommendations.proposals import Bought, canonical, dense_top, dot_at, top_cells, top_entries
 from recommendations.shop import inputs_as_of
 from recommendations.signals import cooccurrence_matrix
 from recommendations.topk import ranks_in_groups, top_in_rows
@@ -82,6 +82,18 @@ def test_a_dense_block_proposes_what_its_sparse_form_does():
             ), n
             assert len(found[0]) == len(expected[0])
     assert top_cells(np.zeros((0, 40), np.float32), 5, allowed, Bought(None, 40))[0].shape == (0,)
+
+
+def test_a_dense_top_keeps_the_lowest_product_rows_of_a_tie_at_the_cut():
+    import torch
+
+    targets = np.array([2, 5, 7, 9, 11])
+    scores = torch.tensor([[1.0, 3.0, 3.0, 3.0, 0.0], [0.0, -1.0, 2.0, float("-inf"), 0.0]])
+    users, products = dense_top(scores, targets, 2, Bought(None, 12))
+    assert sorted(zip(users.tolist(), products.tolist(), strict=True)) == [(0, 5), (0, 7), (1, 7)]
+    bought = Bought(sp.csr_matrix(([1.0], ([0], [5])), shape=(2, 12)), 12)
+    users, products = dense_top(scores.clone(), targets, 2, bought)  # 5 bought: 7 and 9 tie next
+    assert sorted(zip(users.tolist(), products.tolist(), strict=True)) == [(0, 7), (0, 9), (1, 7)]
 
 
 def test_bought_pairs_of_no_shoppers_are_none():
