@@ -224,9 +224,9 @@ def training_set(
 
 def cutoff_memory(data: ShopData, settings: RankerSettings) -> int:
     """A rough upper bound of one cut-off's bytes while it is built: its inputs and fitted
-    generators (a few copies of the event log's size, and the co-occurrence matrix when they
-    hold it dense) and its candidates' features (every generator's quota for each sampled
-    shopper, float32)."""
+    generators (a few copies of the event log's size, and the co-occurrence matrix when the
+    catalog is small enough for them to hold it dense) and its candidates' features (every
+    generator's quota for each sampled shopper, float32)."""
     shoppers = min(settings.max_training_users, data.users.height)
     cells = data.products.height**2
     dense = 4 * cells if cells <= DENSE_COOCCURRENCE_CELLS else 0
